@@ -1,0 +1,1 @@
+//! Filled by a later issue; this crate has no binary yet.

@@ -1,0 +1,172 @@
+//! Typed configuration from the environment, with one-line errors that name the variable.
+
+use std::time::Duration;
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{CommandFactory, FromArgMatches};
+use pagesync_schema::{StreamName, StreamSpec, SubjectPrefix};
+use secrecy::SecretString;
+
+/// Parses `T` from the process environment (after loading `.env` from the working
+/// directory when present) and the command line. Help and version requests print and exit.
+pub fn load<T: CommandFactory + FromArgMatches>() -> Result<T, ConfigError> {
+    let _ = dotenvy::dotenv();
+    parse_from::<T, _, _>(std::env::args_os())
+}
+
+/// Like [`load`] without `.env`, for tests and tools.
+pub fn parse_from<T, I, A>(args: I) -> Result<T, ConfigError>
+where
+    T: CommandFactory + FromArgMatches,
+    I: IntoIterator<Item = A>,
+    A: Into<std::ffi::OsString> + Clone,
+{
+    let mut cmd = T::command();
+    let parsed = cmd
+        .try_get_matches_from_mut(args)
+        .and_then(|m| T::from_arg_matches(&m));
+    parsed.map_err(|err| match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => err.exit(),
+        _ => ConfigError(one_line(&err, &cmd)),
+    })
+}
+
+/// A configuration error: one line, naming the variable, never echoing its value.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+fn one_line(err: &clap::Error, cmd: &clap::Command) -> String {
+    let args: Vec<String> = match err.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(s)) => vec![s.clone()],
+        Some(ContextValue::Strings(v)) => v.clone(),
+        _ => Vec::new(),
+    };
+    let names: Vec<String> = args.iter().map(|a| env_name(a, cmd)).collect();
+    match err.kind() {
+        ErrorKind::MissingRequiredArgument => {
+            format!("missing required environment variable {}", names.join(", "))
+        }
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue => {
+            let reason = std::error::Error::source(err)
+                .map(ToString::to_string)
+                .unwrap_or_else(|| "not an accepted value".to_owned());
+            format!("invalid value for {}: {reason}", names.join(", "))
+        }
+        _ => err
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or("invalid arguments")
+            .trim_start_matches("error: ")
+            .to_owned(),
+    }
+}
+
+/// Maps clap's rendering of an argument (`--nats-url <NATS_URL>`) to its variable.
+fn env_name(rendered: &str, cmd: &clap::Command) -> String {
+    let flag = rendered.split_whitespace().next().unwrap_or(rendered);
+    cmd.get_arguments()
+        .find(|a| a.get_long().is_some_and(|l| flag == format!("--{l}")))
+        .and_then(|a| a.get_env())
+        .map(|e| e.to_string_lossy().into_owned())
+        .unwrap_or_else(|| flag.to_owned())
+}
+
+/// Parses durations such as `3s`, `250ms`, `2m` or `24h`.
+pub fn parse_duration(s: &str) -> Result<Duration, humantime::DurationError> {
+    humantime::parse_duration(s)
+}
+
+/// Wraps a secret so that `Debug` cannot print it.
+pub fn parse_secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(s.to_owned()))
+}
+
+/// Where the shared stream lives (every service).
+#[derive(clap::Args, Debug, Clone)]
+pub struct NatsConfig {
+    /// NATS server URL.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// JetStream stream holding every event; created when missing.
+    #[arg(long, env = "NATS_STREAM", default_value = "FACEBOOK")]
+    pub nats_stream: StreamName,
+    /// Subjects are `<prefix>.<page_id>.<type>`.
+    #[arg(long, env = "NATS_SUBJECT_PREFIX", default_value = "fb")]
+    pub nats_subject_prefix: SubjectPrefix,
+    /// JetStream's duplicate window for `Nats-Msg-Id`.
+    #[arg(long, env = "NATS_DUPLICATE_WINDOW", default_value = "2m", value_parser = parse_duration)]
+    pub nats_duplicate_window: Duration,
+}
+
+impl NatsConfig {
+    pub fn stream_spec(&self) -> StreamSpec {
+        StreamSpec {
+            name: self.nats_stream.clone(),
+            prefix: self.nats_subject_prefix.clone(),
+            duplicate_window: self.nats_duplicate_window,
+        }
+    }
+}
+
+/// Postgres (projector, poller, oauth-api).
+#[derive(clap::Args, Debug, Clone)]
+pub struct DatabaseConfig {
+    /// Postgres connection URL.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/pagesync",
+        hide_default_value = false
+    )]
+    pub database_url: String,
+    /// Largest number of pooled connections.
+    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 8)]
+    pub database_pool_size: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use secrecy::ExposeSecret;
+
+    #[derive(Parser, Debug)]
+    struct Sample {
+        #[command(flatten)]
+        nats: NatsConfig,
+        /// A secret.
+        #[arg(long, env = "PAGESYNC_TEST_SECRET_ONLY_HERE", value_parser = parse_secret)]
+        secret: SecretString,
+    }
+
+    #[test]
+    fn a_missing_variable_is_named_on_one_line() {
+        let err = parse_from::<Sample, _, _>(["x"]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "configuration error: missing required environment variable PAGESYNC_TEST_SECRET_ONLY_HERE"
+        );
+    }
+
+    #[test]
+    fn a_malformed_value_names_the_variable_but_not_the_value() {
+        let err =
+            parse_from::<Sample, _, _>(["x", "--secret", "s", "--nats-subject-prefix", "fb.*"])
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("NATS_SUBJECT_PREFIX"), "{err}");
+        assert!(!err.contains("fb.*"), "{err}");
+        assert_eq!(err.lines().count(), 1);
+    }
+
+    #[test]
+    fn defaults_and_secrets_parse() {
+        let s = parse_from::<Sample, _, _>(["x", "--secret", "hunter2"]).unwrap();
+        assert_eq!(s.nats.nats_stream.as_str(), "FACEBOOK");
+        assert_eq!(s.nats.nats_duplicate_window, Duration::from_secs(120));
+        assert_eq!(s.secret.expose_secret(), "hunter2");
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,76 @@
+//! `/health`, `/ready` and `/metrics`, served by every process.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Resolves to `Err(reason)` while a dependency does not answer.
+pub type ReadyCheck =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
+/// The process-wide Prometheus recorder. The `metrics` facade is global by design,
+/// so every app in a process (several in tests) shares one registry.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let latency_buckets = [
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ];
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &latency_buckets)
+                .expect("bucket list is not empty")
+                .install_recorder()
+                .expect("the recorder is installed once, here")
+        })
+        .clone()
+}
+
+#[derive(Clone)]
+struct OpsState {
+    ready: ReadyCheck,
+    metrics: PrometheusHandle,
+}
+
+/// A router with the three operational endpoints; merge it into the service's router.
+pub fn router(ready: ReadyCheck) -> Router {
+    let state = OpsState {
+        ready,
+        metrics: metrics_handle(),
+    };
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(readiness))
+        .route("/metrics", get(render_metrics))
+        .with_state(state)
+}
+
+async fn health() -> impl IntoResponse {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readiness(State(state): State<OpsState>) -> Response {
+    match (state.ready)().await {
+        Ok(()) => Json(serde_json::json!({"status": "ready"})).into_response(),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "unavailable", "reason": reason})),
+        )
+            .into_response(),
+    }
+}
+
+async fn render_metrics(State(state): State<OpsState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,18 @@
+//! The contract the pagesync services share: event types and ids, the CloudEvents
+//! envelope, subjects, the JetStream stream, and the SQL migrations.
+
+pub mod canonical;
+pub mod event;
+pub mod event_id;
+pub mod event_type;
+pub mod fbtime;
+pub mod ids;
+pub mod migrations;
+pub mod stream;
+
+pub use event::{EnvelopeError, Event, NO_PAGE};
+pub use event_type::{EventType, Source};
+pub use ids::{EventId, IdError, PageId, Psid};
+pub use stream::{
+    PublishError, PublishReport, Publisher, StreamName, StreamSpec, SubjectPrefix, ensure_stream,
+};

@@ -1,0 +1,217 @@
+//! The JetStream stream every service shares, and publishing events to it.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, context::PublishAckFuture, stream};
+use futures::future::try_join_all;
+
+use crate::Event;
+
+/// Stream names may not contain whitespace, `.`, `*`, `>` or path separators.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamName(String);
+
+/// A subject prefix: one or more dot-separated tokens without wildcards.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubjectPrefix(String);
+
+#[derive(Debug, thiserror::Error)]
+pub enum NameError {
+    #[error("stream name must be 1 to 64 characters of A-Z, a-z, 0-9, '_' or '-'")]
+    Stream,
+    #[error("subject prefix must be dot-separated tokens of A-Z, a-z, 0-9, '_' or '-'")]
+    Prefix,
+}
+
+impl std::str::FromStr for StreamName {
+    type Err = NameError;
+    fn from_str(s: &str) -> Result<Self, NameError> {
+        crate::ids::is_safe_token(s)
+            .then(|| Self(s.to_owned()))
+            .ok_or(NameError::Stream)
+    }
+}
+
+impl std::str::FromStr for SubjectPrefix {
+    type Err = NameError;
+    fn from_str(s: &str) -> Result<Self, NameError> {
+        let ok = !s.is_empty() && s.split('.').all(crate::ids::is_safe_token);
+        ok.then(|| Self(s.to_owned())).ok_or(NameError::Prefix)
+    }
+}
+
+impl StreamName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl SubjectPrefix {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `<prefix>.>`: every subject of the stream.
+    pub fn wildcard(&self) -> String {
+        format!("{}.>", self.0)
+    }
+}
+
+impl fmt::Display for StreamName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Display for SubjectPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the stream must look like.
+#[derive(Clone, Debug)]
+pub struct StreamSpec {
+    pub name: StreamName,
+    pub prefix: SubjectPrefix,
+    /// JetStream drops a second publish with the same `Nats-Msg-Id` inside this window.
+    pub duplicate_window: Duration,
+}
+
+impl StreamSpec {
+    pub const DEFAULT_DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+    fn config(&self) -> stream::Config {
+        stream::Config {
+            name: self.name.0.clone(),
+            subjects: vec![self.prefix.wildcard()],
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            // History is the replay source for `projector rebuild`: never drop it silently.
+            discard: stream::DiscardPolicy::New,
+            duplicate_window: self.duplicate_window,
+            num_replicas: 1,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("JetStream stream {name}: {message}")]
+pub struct StreamError {
+    name: String,
+    message: String,
+}
+
+/// Creates the stream, or brings an existing one to `spec`'s subjects and window.
+/// Safe when several services start at once.
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    spec: &StreamSpec,
+) -> Result<stream::Stream, StreamError> {
+    let err = |e: &dyn fmt::Display| StreamError {
+        name: spec.name.0.clone(),
+        message: e.to_string(),
+    };
+    let wanted = spec.config();
+    match js.get_stream(spec.name.as_str()).await {
+        Ok(mut existing) => {
+            let info = existing.info().await.map_err(|e| err(&e))?;
+            let current = &info.config;
+            if current.subjects != wanted.subjects
+                || current.duplicate_window != wanted.duplicate_window
+            {
+                let mut updated = current.clone();
+                updated.subjects = wanted.subjects.clone();
+                updated.duplicate_window = wanted.duplicate_window;
+                js.update_stream(updated).await.map_err(|e| err(&e))?;
+            }
+            Ok(existing)
+        }
+        Err(_) => match js.create_stream(wanted).await {
+            Ok(s) => Ok(s),
+            // Another service created it between our lookup and our create.
+            Err(create_err) => js
+                .get_stream(spec.name.as_str())
+                .await
+                .map_err(|_| err(&create_err)),
+        },
+    }
+}
+
+/// What JetStream said about a set of publishes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PublishReport {
+    pub stored: usize,
+    /// Publishes JetStream recognised as duplicates of a message already in its window.
+    pub duplicates: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("publish to JetStream failed: {0}")]
+pub struct PublishError(#[from] async_nats::jetstream::context::PublishError);
+
+/// Publishes events to the shared stream with their ids as `Nats-Msg-Id`.
+#[derive(Clone)]
+pub struct Publisher {
+    js: jetstream::Context,
+    prefix: SubjectPrefix,
+}
+
+impl Publisher {
+    pub fn new(js: jetstream::Context, prefix: SubjectPrefix) -> Self {
+        Self { js, prefix }
+    }
+
+    pub fn prefix(&self) -> &SubjectPrefix {
+        &self.prefix
+    }
+
+    /// Publishes every event, pipelined (all sent before any acknowledgement is
+    /// awaited), and returns once JetStream acknowledged each one.
+    /// `traceparent`, when given, is copied to every message.
+    pub async fn publish_all(
+        &self,
+        events: &[Event],
+        traceparent: Option<&str>,
+    ) -> Result<PublishReport, PublishError> {
+        let mut pending: Vec<PublishAckFuture> = Vec::with_capacity(events.len());
+        for event in events {
+            let mut headers = HeaderMap::new();
+            headers.insert(async_nats::header::NATS_MESSAGE_ID, event.msg_id().as_str());
+            if let Some(tp) = traceparent {
+                headers.insert("traceparent", tp);
+            }
+            let ack = self
+                .js
+                .publish_with_headers(event.subject(&self.prefix), headers, event.to_json().into())
+                .await?;
+            pending.push(ack);
+        }
+        let acks = try_join_all(pending.into_iter().map(|f| f.into_future())).await?;
+        let duplicates = acks.iter().filter(|a| a.duplicate).count();
+        Ok(PublishReport {
+            stored: acks.len() - duplicates,
+            duplicates,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_prefixes_are_validated() {
+        assert!("FACEBOOK".parse::<StreamName>().is_ok());
+        assert!("a.b".parse::<StreamName>().is_err());
+        assert!("fb".parse::<SubjectPrefix>().is_ok());
+        assert!("test.run_1".parse::<SubjectPrefix>().is_ok());
+        for bad in ["", "fb.", ".fb", "fb.*", "fb.>", "f b"] {
+            assert!(bad.parse::<SubjectPrefix>().is_err(), "{bad:?}");
+        }
+        assert_eq!("fb".parse::<SubjectPrefix>().unwrap().wildcard(), "fb.>");
+    }
+}
