@@ -1,0 +1,232 @@
+//! Graph API errors, classified by HTTP status, `code` and `error_subcode`, never by message text.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Graph error codes that mean "throttled": app (4), user (17), Pages with a user
+/// token (32), custom (613), Pages with a page token (80001), Messenger (80006).
+pub const THROTTLE_CODES: [i64; 6] = [4, 17, 32, 613, 80001, 80006];
+
+/// Codes Facebook documents as temporary: unknown (1) and service (2).
+const TRANSIENT_CODES: [i64; 2] = [1, 2];
+
+/// Facebook's `{"error": {...}}` body. `message` is kept for people, never used to decide.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FacebookError {
+    pub code: Option<i64>,
+    pub subcode: Option<i64>,
+    pub kind: Option<String>,
+    pub message: String,
+    pub fbtrace_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    error: Value,
+}
+
+impl FacebookError {
+    /// Reads Facebook's error body leniently (codes as numbers or strings).
+    pub fn from_body(body: &[u8]) -> Option<Self> {
+        let env: Envelope = serde_json::from_slice(body).ok()?;
+        let e = env.error.as_object()?;
+        let int = |k: &str| crate::lenient::int(e.get(k)?);
+        let text = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_owned);
+        Some(Self {
+            code: int("code"),
+            subcode: int("error_subcode"),
+            kind: text("type"),
+            message: text("message").unwrap_or_default(),
+            fbtrace_id: text("fbtrace_id"),
+        })
+    }
+}
+
+/// What went wrong with a Graph call.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GraphError {
+    /// HTTP 429 or a throttling code. `retry_after` is Facebook's estimate, when given.
+    #[error(
+        "Graph API throttled the call (HTTP {status}, code {code:?}); retry after {retry_after:?}"
+    )]
+    Throttled {
+        status: u16,
+        code: Option<i64>,
+        retry_after: Option<Duration>,
+    },
+    /// Code 190: the token expired or was revoked; a person must reconnect the page.
+    #[error("access token is invalid or expired (code 190, subcode {subcode:?})")]
+    TokenInvalid { subcode: Option<i64> },
+    /// Codes 10 and 200-299: the token lacks a permission, or Messenger's policy refused.
+    #[error("permission denied by the Graph API (code {code}, subcode {subcode:?}): {message}")]
+    Permission {
+        code: i64,
+        subcode: Option<i64>,
+        message: String,
+    },
+    /// Any other Facebook error (a bad parameter, a user who cannot be messaged, ...).
+    #[error("Graph API error (HTTP {status}, code {code:?}, subcode {subcode:?}): {message}")]
+    Api {
+        status: u16,
+        code: Option<i64>,
+        subcode: Option<i64>,
+        message: String,
+    },
+    /// 5xx (or Facebook's transient codes 1 and 2) after every retry.
+    #[error("Graph API server error (HTTP {status})")]
+    Server { status: u16 },
+    /// The request never got an answer (connect, timeout, reset), after retries.
+    #[error("Graph API unreachable: {0}")]
+    Network(String),
+    /// The answer was not the JSON we expect.
+    #[error("unexpected Graph API response: {0}")]
+    Decode(String),
+    /// A paging link pointed away from the configured Graph API base (the token is not sent there).
+    #[error("paging link leaves the Graph API base; not followed")]
+    ForeignLink,
+}
+
+impl GraphError {
+    /// Builds the error for a non-success answer. `secret` is scrubbed from Facebook's text.
+    pub(crate) fn classify(
+        status: u16,
+        body: &[u8],
+        retry_after: Option<Duration>,
+        secret: &str,
+    ) -> Self {
+        let fb = FacebookError::from_body(body);
+        let code = fb.as_ref().and_then(|f| f.code);
+        let subcode = fb.as_ref().and_then(|f| f.subcode);
+        let message = fb
+            .as_ref()
+            .map(|f| scrub(&f.message, secret))
+            .unwrap_or_default();
+        match code {
+            Some(190) => Self::TokenInvalid { subcode },
+            Some(c) if THROTTLE_CODES.contains(&c) => Self::Throttled {
+                status,
+                code,
+                retry_after,
+            },
+            _ if status == 429 => Self::Throttled {
+                status,
+                code,
+                retry_after,
+            },
+            Some(c) if c == 10 || (200..300).contains(&c) => Self::Permission {
+                code: c,
+                subcode,
+                message,
+            },
+            Some(c) if TRANSIENT_CODES.contains(&c) => Self::Server { status },
+            _ if status >= 500 => Self::Server { status },
+            _ => Self::Api {
+                status,
+                code,
+                subcode,
+                message,
+            },
+        }
+    }
+}
+
+fn scrub(text: &str, secret: &str) -> String {
+    if secret.is_empty() {
+        text.to_owned()
+    } else {
+        text.replace(secret, "[redacted]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(code: i64, sub: Option<i64>) -> Vec<u8> {
+        let mut e =
+            serde_json::json!({"message": "whatever text", "type": "OAuthException", "code": code});
+        if let Some(s) = sub {
+            e["error_subcode"] = s.into();
+        }
+        serde_json::json!({ "error": e }).to_string().into_bytes()
+    }
+
+    #[test]
+    fn every_throttling_code_and_http_429_is_throttled() {
+        for code in THROTTLE_CODES {
+            let e = GraphError::classify(400, &body(code, None), None, "");
+            assert!(
+                matches!(e, GraphError::Throttled { code: Some(c), .. } if c == code),
+                "{code}"
+            );
+        }
+        assert!(matches!(
+            GraphError::classify(429, b"Too Many Requests", None, ""),
+            GraphError::Throttled {
+                status: 429,
+                code: None,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn code_190_is_token_invalid_whatever_the_subcode_or_message() {
+        for sub in [None, Some(460), Some(463), Some(467), Some(492)] {
+            assert!(matches!(
+                GraphError::classify(400, &body(190, sub), None, ""),
+                GraphError::TokenInvalid { subcode } if subcode == sub
+            ));
+        }
+    }
+
+    #[test]
+    fn permission_transient_and_other_codes_are_told_apart() {
+        assert!(matches!(
+            GraphError::classify(400, &body(10, Some(2018278)), None, ""),
+            GraphError::Permission {
+                code: 10,
+                subcode: Some(2018278),
+                ..
+            }
+        ));
+        assert!(matches!(
+            GraphError::classify(403, &body(200, None), None, ""),
+            GraphError::Permission { code: 200, .. }
+        ));
+        assert!(matches!(
+            GraphError::classify(500, &body(2, None), None, ""),
+            GraphError::Server { status: 500 }
+        ));
+        assert!(matches!(
+            GraphError::classify(502, b"<html>bad gateway</html>", None, ""),
+            GraphError::Server { status: 502 }
+        ));
+        assert!(matches!(
+            GraphError::classify(400, &body(100, Some(2018001)), None, ""),
+            GraphError::Api {
+                code: Some(100),
+                subcode: Some(2018001),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn codes_given_as_strings_are_read() {
+        let b = br#"{"error":{"code":"190","error_subcode":"463","message":"x"}}"#;
+        assert!(matches!(
+            GraphError::classify(400, b, None, ""),
+            GraphError::TokenInvalid { subcode: Some(463) }
+        ));
+    }
+
+    #[test]
+    fn a_token_quoted_in_facebooks_message_is_scrubbed() {
+        let b = br#"{"error":{"code":100,"message":"bad token EAABsecret here"}}"#;
+        let e = GraphError::classify(400, b, None, "EAABsecret");
+        assert!(!e.to_string().contains("EAABsecret"));
+    }
+}

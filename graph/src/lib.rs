@@ -1,0 +1,22 @@
+//! A typed Graph API client shared by the poller and oauth-api.
+//!
+//! Errors are classified by HTTP status, `code` and `error_subcode` (see
+//! [`GraphError`]); throttling stops calls for the affected page (or the whole app)
+//! for Facebook's estimate; 5xx and network failures are retried with jittered
+//! exponential backoff; tokens live in [`AccessToken`] and are redacted from every
+//! URL that is logged.
+
+pub mod client;
+pub mod error;
+pub mod lenient;
+pub mod token;
+pub mod types;
+pub mod usage;
+
+pub use client::{
+    GraphClient, GraphConfig, MAX_READABLE_MESSAGES, PAGE_FIELDS, Pager, RetryPolicy,
+    SUBSCRIBED_FIELDS, appsecret_proof,
+};
+pub use error::{FacebookError, GraphError, THROTTLE_CODES};
+pub use token::{AccessToken, redact_url};
+pub use types::*;
