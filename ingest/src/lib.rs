@@ -1,1 +1,116 @@
+//! `ingest`: Facebook's webhook endpoint. It verifies the signature, splits a
+//! delivery into events and publishes them to JetStream, answering 200 only
+//! after every publish is acknowledged.
 
+pub mod config;
+pub mod error;
+pub mod signature;
+pub mod split;
+mod trace;
+pub mod webhook;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use pagesync_runtime::CancellationToken;
+use pagesync_runtime::connect::{self, ConnectError};
+use pagesync_runtime::ops::ReadyCheck;
+use pagesync_schema::Publisher;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+pub use config::Config;
+use webhook::WebhookState;
+
+/// The webhook paths; both behave identically.
+pub const WEBHOOK_PATHS: [&str; 2] = ["/facebook/webhook", "/api/webhooks/facebook"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A built ingest service: connected to NATS, listening, not yet serving.
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl App {
+    /// Connects to NATS (creating the stream when missing) and binds the listener.
+    pub async fn build(config: Config) -> Result<Self, BuildError> {
+        let nats = connect::nats(
+            &config.nats,
+            "pagesync-ingest",
+            config.ingest_publish_timeout,
+        )
+        .await?;
+        let publisher = Publisher::new(nats.js.clone(), config.nats.nats_subject_prefix.clone());
+        let state = Arc::new(WebhookState::new(
+            &config.facebook_app_secret,
+            &config.facebook_verify_token,
+            publisher,
+            config.ingest_publish_timeout,
+            config.ingest_max_body_bytes,
+        ));
+        let router = router(state, readiness(&nats, &config))
+            .layer(DefaultBodyLimit::max(config.ingest_max_body_bytes));
+        let listener = TcpListener::bind(config.ingest_addr)
+            .await
+            .map_err(|source| BuildError::Bind {
+                addr: config.ingest_addr,
+                source,
+            })?;
+        Ok(Self { listener, router })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` is cancelled, then finishes in-flight deliveries.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        tracing::info!(addr = %self.local_addr(), "ingest listening");
+        pagesync_runtime::serve(self.listener, self.router, shutdown).await
+    }
+}
+
+fn router(state: Arc<WebhookState>, ready: ReadyCheck) -> Router {
+    let webhook = get(webhook::handshake).post(webhook::deliver);
+    WEBHOOK_PATHS
+        .iter()
+        .fold(Router::new(), |r, path| r.route(path, webhook.clone()))
+        .with_state(state)
+        .layer(TraceLayer::new_for_http())
+        .merge(pagesync_runtime::ops::router(ready))
+}
+
+/// Ready while NATS is connected and the stream exists.
+fn readiness(nats: &connect::Nats, config: &Config) -> ReadyCheck {
+    let client = nats.client.clone();
+    let js = nats.js.clone();
+    let stream = config.nats.nats_stream.to_string();
+    Arc::new(move || {
+        let (client, js, stream) = (client.clone(), js.clone(), stream.clone());
+        Box::pin(async move {
+            if client.connection_state() != async_nats::connection::State::Connected {
+                return Err("NATS is not connected".to_owned());
+            }
+            js.get_stream(&stream)
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("stream {stream} is not available: {e}"))
+        })
+    })
+}

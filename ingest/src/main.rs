@@ -1,1 +1,19 @@
-fn main() {}
+use anyhow::Context;
+use pagesync_ingest::{App, Config};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config: Config = match pagesync_runtime::config::load() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("ingest: {e}");
+            std::process::exit(2);
+        }
+    };
+    let _telemetry = pagesync_runtime::telemetry::init("ingest", &config.telemetry)?;
+    let shutdown = pagesync_runtime::shutdown::on_signals();
+    let app = App::build(config).await.context("starting ingest")?;
+    app.run_until_stopped(shutdown).await.context("serving")?;
+    tracing::info!("ingest stopped");
+    Ok(())
+}

@@ -5,8 +5,8 @@
 //! ones) and never share a stream, subject prefix, database or directory.
 
 mod db;
-mod nats;
-mod private_nats;
+pub mod nats;
+pub mod private_nats;
 pub mod wait;
 
 pub use db::TestDb;

@@ -61,8 +61,9 @@ impl PrivateNats {
             || {
                 let url = url.clone();
                 async move {
+                    // A raw request: async-nats 0.51 cannot parse 2.9's typed account info.
                     match async_nats::connect(&url).await {
-                        Ok(c) => async_nats::jetstream::new(c).query_account().await.is_ok(),
+                        Ok(c) => c.request("$JS.API.INFO", "".into()).await.is_ok(),
                         Err(_) => false,
                     }
                 }

@@ -1,0 +1,74 @@
+//! Every way a webhook request can fail, mapped once to an HTTP answer.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::signature::SignatureError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("missing query parameter {0}")]
+    MissingParameter(&'static str),
+    #[error("hub.mode must be subscribe and hub.verify_token must match")]
+    VerificationRefused,
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    #[error("body is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("could not read the request body")]
+    BadBody,
+    #[error("the event stream did not acknowledge the delivery in time; retry")]
+    Unavailable(#[source] Option<pagesync_schema::PublishError>),
+}
+
+impl IngestError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingParameter(_) | Self::BadBody => StatusCode::BAD_REQUEST,
+            Self::VerificationRefused => StatusCode::FORBIDDEN,
+            Self::Signature(_) => StatusCode::UNAUTHORIZED,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The `outcome` label of `pagesync_ingest_deliveries_total`.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::MissingParameter(_) => "bad_request",
+            Self::VerificationRefused => "forbidden",
+            Self::Signature(SignatureError::Missing) => "missing_signature",
+            Self::Signature(_) => "bad_signature",
+            Self::TooLarge(_) => "too_large",
+            Self::BadBody => "bad_request",
+            Self::Unavailable(_) => "unavailable",
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::MissingParameter(_) => "missing_parameter",
+            Self::VerificationRefused => "verification_refused",
+            Self::Signature(_) => "invalid_signature",
+            Self::TooLarge(_) => "payload_too_large",
+            Self::BadBody => "bad_body",
+            Self::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+impl IntoResponse for IngestError {
+    fn into_response(self) -> Response {
+        if let Self::Unavailable(cause) = &self {
+            match cause {
+                Some(e) => tracing::warn!(error = %e, "delivery not acknowledged; answering 503"),
+                None => {
+                    tracing::warn!("delivery not acknowledged before the deadline; answering 503")
+                }
+            }
+        }
+        let body = serde_json::json!({"error": self.code(), "message": self.to_string()});
+        (self.status(), Json(body)).into_response()
+    }
+}

@@ -1,0 +1,148 @@
+//! The two webhook routes: the subscription handshake and signed deliveries.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use pagesync_schema::{Event, Publisher};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::IngestError;
+use crate::signature::{AppSecret, Signature, SignatureError};
+use crate::split::split;
+
+pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
+
+/// What the handlers share.
+pub struct WebhookState {
+    pub secret: AppSecret,
+    /// SHA-256 of the verify token, so comparison takes the same time whatever the length.
+    pub verify_token_hash: [u8; 32],
+    pub publisher: Publisher,
+    pub publish_timeout: Duration,
+    pub max_body_bytes: usize,
+}
+
+impl WebhookState {
+    pub fn new(
+        secret: &SecretString,
+        verify_token: &SecretString,
+        publisher: Publisher,
+        publish_timeout: Duration,
+        max_body_bytes: usize,
+    ) -> Self {
+        Self {
+            secret: AppSecret::new(secret),
+            verify_token_hash: Sha256::digest(verify_token.expose_secret().as_bytes()).into(),
+            publisher,
+            publish_timeout,
+            max_body_bytes,
+        }
+    }
+}
+
+/// `GET ?hub.mode=subscribe&hub.verify_token=T&hub.challenge=C` → 200 `C`.
+pub async fn handshake(
+    State(state): State<Arc<WebhookState>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<impl IntoResponse, IngestError> {
+    let result = verify_handshake(&state, &params);
+    let outcome = match &result {
+        Ok(_) => "accepted",
+        Err(e) => e.outcome(),
+    };
+    metrics::counter!("pagesync_ingest_handshakes_total", "outcome" => outcome).increment(1);
+    let challenge = result?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        challenge,
+    ))
+}
+
+fn verify_handshake(
+    state: &WebhookState,
+    params: &HashMap<String, String>,
+) -> Result<String, IngestError> {
+    let get = |name: &'static str| params.get(name).ok_or(IngestError::MissingParameter(name));
+    let (mode, token, challenge) = (
+        get("hub.mode")?,
+        get("hub.verify_token")?,
+        get("hub.challenge")?,
+    );
+    let token_hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    let token_ok: bool = token_hash.ct_eq(&state.verify_token_hash).into();
+    if mode == "subscribe" && token_ok {
+        Ok(challenge.clone())
+    } else {
+        Err(IngestError::VerificationRefused)
+    }
+}
+
+/// `POST` a signed delivery: 200 `EVENT_RECEIVED` once every event is in JetStream.
+pub async fn deliver(
+    State(state): State<Arc<WebhookState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse, IngestError> {
+    let result = accept(&state, &headers, body).await;
+    let outcome = match &result {
+        Ok(()) => "accepted",
+        Err(e) => e.outcome(),
+    };
+    metrics::counter!("pagesync_ingest_deliveries_total", "outcome" => outcome).increment(1);
+    result?;
+    Ok((StatusCode::OK, "EVENT_RECEIVED"))
+}
+
+async fn accept(
+    state: &WebhookState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(), IngestError> {
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => IngestError::TooLarge(state.max_body_bytes),
+        _ => IngestError::BadBody,
+    })?;
+    let signature = headers
+        .get(SIGNATURE_HEADER)
+        .ok_or(SignatureError::Missing)
+        .and_then(|v| Signature::parse(v.as_bytes()))?;
+    signature.verify(&state.secret, &body)?;
+
+    let events = split(&body, chrono::Utc::now());
+    publish(state, &events).await?;
+    for event in &events {
+        metrics::counter!("pagesync_ingest_events_total", "type" => event.event_type.as_str())
+            .increment(1);
+    }
+    Ok(())
+}
+
+async fn publish(state: &WebhookState, events: &[Event]) -> Result<(), IngestError> {
+    let started = Instant::now();
+    let traceparent = crate::trace::current_traceparent();
+    let result = tokio::time::timeout(
+        state.publish_timeout,
+        state.publisher.publish_all(events, traceparent.as_deref()),
+    )
+    .await;
+    metrics::histogram!("pagesync_ingest_publish_seconds").record(started.elapsed().as_secs_f64());
+    match result {
+        Ok(Ok(report)) => {
+            if report.duplicates > 0 {
+                metrics::counter!("pagesync_ingest_duplicates_total")
+                    .increment(report.duplicates as u64);
+            }
+            Ok(())
+        }
+        Ok(Err(e)) => Err(IngestError::Unavailable(Some(e))),
+        Err(_elapsed) => Err(IngestError::Unavailable(None)),
+    }
+}

@@ -1,0 +1,8 @@
+//! Ingest against a real NATS JetStream: each test has its own stream and prefix.
+
+mod app;
+mod deliveries;
+mod handshake;
+mod outages;
+mod process;
+mod signatures;

@@ -1,0 +1,83 @@
+//! The `ingest` binary itself: configuration errors and graceful shutdown.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use pagesync_testkit::{TestNats, private_nats::free_port, wait};
+
+fn ingest() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ingest"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(pagesync_testkit::temp_dir().keep());
+    cmd
+}
+
+#[test]
+fn a_missing_variable_stops_the_process_with_one_line_naming_it() {
+    let out = ingest().env("FACEBOOK_APP_SECRET", "s").output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("FACEBOOK_VERIFY_TOKEN"), "{stderr}");
+}
+
+#[test]
+fn a_malformed_variable_is_named_without_echoing_its_value() {
+    let out = ingest()
+        .env("FACEBOOK_APP_SECRET", "s")
+        .env("FACEBOOK_VERIFY_TOKEN", "t")
+        .env("INGEST_MAX_BODY_BYTES", "lots-of-secret-bytes")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("INGEST_MAX_BODY_BYTES"), "{stderr}");
+    assert!(!stderr.contains("lots-of-secret-bytes"), "{stderr}");
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_binary_gracefully_with_exit_code_zero() {
+    let nats = TestNats::new().await;
+    let port = free_port();
+    let mut child = ingest()
+        .envs(nats.env())
+        .env("FACEBOOK_APP_SECRET", "the-app-secret-value")
+        .env("FACEBOOK_VERIFY_TOKEN", "the-verify-token-value")
+        .env("INGEST_ADDR", format!("127.0.0.1:{port}"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let health = format!("http://127.0.0.1:{port}/health");
+    wait::until(Duration::from_secs(20), "ingest /health answers", || {
+        let health = health.clone();
+        async move {
+            reqwest::get(&health)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
+    })
+    .await;
+
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::task::spawn_blocking(move || {
+        let status = child.wait().unwrap();
+        let mut logs = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut logs).unwrap();
+        (status, logs)
+    })
+    .await
+    .unwrap();
+    assert!(status.0.success(), "exit: {:?}\n{}", status.0, status.1);
+    assert!(
+        !status.1.contains("the-app-secret-value") && !status.1.contains("the-verify-token-value")
+    );
+}
