@@ -1,1 +1,33 @@
-fn main() {}
+//! Load benchmarks. Not run in CI; figures go to docs/benchmarks.md.
+//!
+//! `pagesync-bench ingest` starts the release `ingest` binary on a private stream of
+//! the local NATS, drives it with signed deliveries from keep-alive connections,
+//! then does the same against a bare floor server (HMAC check + one acked publish).
+
+mod floor;
+mod ingest;
+mod load;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "pagesync-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Webhook deliveries/s and latency of `ingest`, and of the bare floor.
+    Ingest(ingest::Args),
+    /// The floor server alone (started by `ingest`; not meant to be run by hand).
+    FloorServer(floor::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Ingest(args) => ingest::run(args),
+        Command::FloorServer(args) => floor::serve(args),
+    }
+}
