@@ -1,1 +1,261 @@
-//! Filled by a later issue; this crate has no binary yet.
+//! The poller (contract §5): reads every active integration's page from the Graph
+//! API and publishes `page_snapshot`, `message` and `message_echo` events built by
+//! `schema`, so the projector collapses them with the webhook's copies.
+
+pub mod config;
+pub mod events;
+pub mod poll;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use pagesync_crypto::TokenCipher;
+use pagesync_graph::{GraphClient, GraphConfig, RetryPolicy};
+use pagesync_runtime::CancellationToken;
+use pagesync_runtime::connect::{self, ConnectError};
+use pagesync_runtime::ops::ReadyCheck;
+use pagesync_schema::{PageId, Publisher};
+use rand::Rng;
+
+pub use config::Config;
+pub use poll::{PageOutcome, PagePoller};
+
+/// How long JetStream may take to acknowledge a publish.
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("invalid GRAPH_API_BASE: {0}")]
+    Graph(#[from] pagesync_graph::GraphError),
+    #[error("cannot bind POLLER_ADDR {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot read integrations: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("ops server failed: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// The result of one cycle, page by page.
+#[derive(Debug, Default)]
+pub struct CycleReport {
+    pub pages: Vec<(PageId, PageOutcome)>,
+}
+
+impl CycleReport {
+    /// True when every polled page succeeded (and, for `--page`, the page was found).
+    pub fn all_succeeded(&self) -> bool {
+        self.pages.iter().all(|(_, o)| o.is_success())
+    }
+
+    pub fn outcome(&self, page: &str) -> Option<&PageOutcome> {
+        self.pages
+            .iter()
+            .find(|(p, _)| p.as_str() == page)
+            .map(|(_, o)| o)
+    }
+
+    /// Events JetStream stored (not counting duplicates) over the cycle.
+    pub fn stored(&self) -> usize {
+        self.pages
+            .iter()
+            .map(|(_, o)| match o {
+                PageOutcome::Success { stored, .. } => *stored,
+                _ => 0,
+            })
+            .sum()
+    }
+}
+
+/// A connected poller, ready to run.
+pub struct App {
+    config: Config,
+    poller: Arc<PagePoller>,
+    nats: async_nats::Client,
+    listener: tokio::net::TcpListener,
+}
+
+impl App {
+    /// Connects to NATS (stream created when missing) and Postgres (migrated), and binds the ops port.
+    pub async fn build(config: Config) -> Result<Self, BuildError> {
+        let nats = connect::nats(&config.nats, "pagesync-poller", ACK_TIMEOUT).await?;
+        let pool = connect::postgres(&config.database).await?;
+        let graph = GraphClient::new(graph_config(&config))?;
+        let listener = tokio::net::TcpListener::bind(config.addr)
+            .await
+            .map_err(|source| BuildError::Bind {
+                addr: config.addr,
+                source,
+            })?;
+        let poller = PagePoller {
+            graph,
+            publisher: Publisher::new(nats.js.clone(), config.nats.nats_subject_prefix.clone()),
+            pool,
+            cipher: TokenCipher::new(
+                config.token_encryption_key.clone(),
+                config.token_encryption_old_keys.clone(),
+            ),
+            app_id: config.facebook_app_id.clone(),
+            overlap: config.poll_overlap,
+        };
+        Ok(Self {
+            config,
+            poller: Arc::new(poller),
+            nats: nats.client,
+            listener,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn poller(&self) -> &PagePoller {
+        &self.poller
+    }
+
+    /// One cycle over every pollable integration (or only `page`), `POLL_CONCURRENCY` at a time.
+    pub async fn run_cycle(&self, page: Option<&PageId>) -> Result<CycleReport, RunError> {
+        let integrations = store::pollable(&self.poller.pool, page).await?;
+        let mut report = CycleReport::default();
+        if let Some(p) = page
+            && integrations.is_empty()
+        {
+            tracing::error!(page_id = %p, "page is not an active integration (missing, inactive or needs_reauth)");
+            report.pages.push((
+                p.clone(),
+                PageOutcome::Failed("not an active integration".into()),
+            ));
+            return Ok(report);
+        }
+        let started = std::time::Instant::now();
+        let poller = self.poller.clone();
+        report.pages = futures::stream::iter(integrations)
+            .map(|i| {
+                let poller = poller.clone();
+                async move {
+                    let outcome = poller.poll_page(&i).await;
+                    (i.page_id, outcome)
+                }
+            })
+            .buffer_unordered(usize::from(self.config.poll_concurrency))
+            .collect()
+            .await;
+        tracing::info!(
+            pages = report.pages.len(),
+            failed = report.pages.iter().filter(|(_, o)| !o.is_success()).count(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "poll cycle finished"
+        );
+        Ok(report)
+    }
+
+    /// The daemon: serves the ops endpoints, runs a first cycle after a random delay
+    /// up to `POLL_START_JITTER`, then one every `POLL_INTERVAL`, until `shutdown`.
+    /// A cycle in progress at shutdown is abandoned between calls: its checkpoints
+    /// were not advanced, so the next start reads those pages again.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), RunError> {
+        let listener = self.listener;
+        let router =
+            pagesync_runtime::ops::router(ready_check(self.nats.clone(), self.poller.pool.clone()));
+        let server = tokio::spawn(pagesync_runtime::serve(listener, router, shutdown.clone()));
+        let app = CycleRunner {
+            config: self.config,
+            poller: self.poller,
+        };
+        let jitter = app.config.poll_start_jitter;
+        let mut delay = if jitter.is_zero() {
+            Duration::ZERO
+        } else {
+            rand::rng().random_range(Duration::ZERO..=jitter)
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                r = app.cycle() => {
+                    if let Err(e) = r {
+                        tracing::error!(error = %e, "poll cycle could not run");
+                    }
+                }
+            }
+            delay = app.config.poll_interval;
+        }
+        server.await.map_err(std::io::Error::other)??;
+        Ok(())
+    }
+}
+
+struct CycleRunner {
+    config: Config,
+    poller: Arc<PagePoller>,
+}
+
+impl CycleRunner {
+    async fn cycle(&self) -> Result<(), RunError> {
+        let integrations = store::pollable(&self.poller.pool, None).await?;
+        futures::stream::iter(integrations)
+            .map(|i| {
+                let poller = self.poller.clone();
+                async move { poller.poll_page(&i).await }
+            })
+            .buffer_unordered(usize::from(self.config.poll_concurrency))
+            .collect::<Vec<_>>()
+            .await;
+        Ok(())
+    }
+}
+
+fn graph_config(config: &Config) -> GraphConfig {
+    let mut g = GraphConfig::new(config.graph_api_base.clone());
+    g.app_id = Some(config.facebook_app_id.clone());
+    g.app_secret = Some(config.facebook_app_secret.clone());
+    g.per_page_interval =
+        (!config.poll_page_call_interval.is_zero()).then_some(config.poll_page_call_interval);
+    g.metrics_prefix = "pagesync_poller".into();
+    g.retry = RetryPolicy {
+        min_delay: config.graph_retry_min_delay,
+        max_delay: Duration::from_secs(30).max(config.graph_retry_min_delay),
+        throttle_pause: config.graph_throttle_pause,
+        max_throttle_wait: config.graph_max_throttle_wait,
+        ..RetryPolicy::default()
+    };
+    g
+}
+
+/// Ready while NATS is connected and Postgres answers.
+fn ready_check(nats: async_nats::Client, pool: deadpool_postgres::Pool) -> ReadyCheck {
+    Arc::new(move || {
+        let (nats, pool) = (nats.clone(), pool.clone());
+        Box::pin(async move {
+            if nats.connection_state() != async_nats::connection::State::Connected {
+                return Err("NATS is not connected".to_owned());
+            }
+            let conn = pool
+                .get()
+                .await
+                .map_err(|_| "Postgres is unreachable".to_owned())?;
+            conn.simple_query("SELECT 1")
+                .await
+                .map_err(|_| "Postgres does not answer".to_owned())?;
+            Ok(())
+        })
+    })
+}

@@ -1,0 +1,74 @@
+//! The poller's configuration, from the environment (contract §1).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use pagesync_crypto::{EncryptionKey, OldKeys, parse_key, parse_old_keys};
+use pagesync_runtime::config::{DatabaseConfig, NatsConfig, parse_duration, parse_secret};
+use pagesync_runtime::telemetry::TelemetryConfig;
+use pagesync_schema::PageId;
+use secrecy::SecretString;
+
+/// `poller`: polls the Graph API for every active integration and publishes events.
+#[derive(clap::Parser, Debug, Clone)]
+#[command(name = "poller", version)]
+pub struct Config {
+    #[command(flatten)]
+    pub nats: NatsConfig,
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
+    /// Address of `/health`, `/ready` and `/metrics` (port 0 picks one).
+    #[arg(long, env = "POLLER_ADDR", default_value = "0.0.0.0:5003")]
+    pub addr: SocketAddr,
+    /// Graph API base URL including the version (tests point it at a fake).
+    #[arg(
+        long,
+        env = "GRAPH_API_BASE",
+        default_value = "https://graph.facebook.com/v26.0"
+    )]
+    pub graph_api_base: String,
+    /// Our Facebook app id: a page that lost it from `subscribed_apps` is re-subscribed.
+    #[arg(long, env = "FACEBOOK_APP_ID")]
+    pub facebook_app_id: String,
+    /// App secret: every Graph call carries `appsecret_proof` derived from it.
+    #[arg(long, env = "FACEBOOK_APP_SECRET", value_parser = parse_secret)]
+    pub facebook_app_secret: SecretString,
+    /// Base64 of the 32-byte key that decrypts stored page tokens.
+    #[arg(long, env = "TOKEN_ENCRYPTION_KEY", value_parser = parse_key)]
+    pub token_encryption_key: EncryptionKey,
+    /// Comma-separated base64 keys that still decrypt tokens sealed before a rotation.
+    #[arg(long, env = "TOKEN_ENCRYPTION_OLD_KEYS", value_parser = parse_old_keys, default_value = "")]
+    pub token_encryption_old_keys: OldKeys,
+    /// Time between two poll cycles (`24h`, `30m`).
+    #[arg(long, env = "POLL_INTERVAL", default_value = "24h", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+    /// Pages polled at once.
+    #[arg(long, env = "POLL_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    pub poll_concurrency: u16,
+    /// How far before the checkpoint an incremental cycle reads again.
+    #[arg(long, env = "POLL_OVERLAP", default_value = "10m", value_parser = parse_duration)]
+    pub poll_overlap: Duration,
+    /// The first cycle starts after a random delay up to this (spreads restarts).
+    #[arg(long, env = "POLL_START_JITTER", default_value = "30s", value_parser = parse_duration)]
+    pub poll_start_jitter: Duration,
+    /// Smallest spacing of Graph calls for one page (Facebook allows about 2 per second).
+    #[arg(long, env = "POLL_PAGE_CALL_INTERVAL", default_value = "500ms", value_parser = parse_duration)]
+    pub poll_page_call_interval: Duration,
+    /// First retry delay after a 5xx or network error (doubles, jittered).
+    #[arg(long, env = "GRAPH_RETRY_MIN_DELAY", default_value = "500ms", value_parser = parse_duration)]
+    pub graph_retry_min_delay: Duration,
+    /// Pause after a throttle answer that gives no estimate.
+    #[arg(long, env = "GRAPH_THROTTLE_PAUSE", default_value = "60s", value_parser = parse_duration)]
+    pub graph_throttle_pause: Duration,
+    /// A throttle longer than this fails the page for this cycle instead of being waited out.
+    #[arg(long, env = "GRAPH_MAX_THROTTLE_WAIT", default_value = "5m", value_parser = parse_duration)]
+    pub graph_max_throttle_wait: Duration,
+    /// Run one cycle and exit: 0 when every page succeeded, 1 otherwise.
+    #[arg(long)]
+    pub once: bool,
+    /// With `--once`: poll only this page.
+    #[arg(long)]
+    pub page: Option<PageId>,
+}

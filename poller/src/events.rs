@@ -1,0 +1,134 @@
+//! Building contract events from Graph API data, in the webhook's item shape.
+
+use chrono::{DateTime, Utc};
+use pagesync_graph::{GraphMessage, PageNode};
+use pagesync_schema::{Event, EventType, PageId, Psid, Source, event_id};
+use serde_json::{Value, json};
+
+/// A `message` or `message_echo` event whose `data` is the webhook item a
+/// Messenger webhook would carry for this message. `None` when the message has
+/// no usable id, author or customer (logged by the caller).
+pub fn message_event(page: &PageId, m: &GraphMessage, received_at: DateTime<Utc>) -> Option<Event> {
+    let id = event_id::for_message(&m.id)?;
+    let from = m.from.as_ref()?.id.as_str();
+    let echo = from == page.as_str();
+    let customer = if echo {
+        m.to.data
+            .iter()
+            .map(|p| p.id.as_str())
+            .find(|id| *id != page.as_str())?
+    } else {
+        from
+    };
+    let psid = Psid::parse(customer).ok()?;
+    let time = m.created_time.unwrap_or(received_at);
+    let mut message = json!({ "mid": m.id });
+    if let Some(text) = m.message.as_deref().filter(|t| !t.is_empty()) {
+        message["text"] = text.into();
+    }
+    if echo {
+        message["is_echo"] = true.into();
+    }
+    let attachments: Vec<Value> = m
+        .attachments
+        .iter()
+        .flat_map(|a| a.data.iter())
+        .map(|a| json!({"type": a.webhook_type(), "payload": {"url": a.url()}}))
+        .collect();
+    if !attachments.is_empty() {
+        message["attachments"] = attachments.into();
+    }
+    let (sender, recipient) = if echo {
+        (page.as_str(), psid.as_str())
+    } else {
+        (psid.as_str(), page.as_str())
+    };
+    let data = json!({
+        "sender": {"id": sender},
+        "recipient": {"id": recipient},
+        "timestamp": time.timestamp_millis(),
+        "message": message,
+    });
+    Some(Event {
+        id,
+        event_type: if echo {
+            EventType::MessageEcho
+        } else {
+            EventType::Message
+        },
+        source: Source::Poller,
+        page_id: Some(page.clone()),
+        psid: Some(psid),
+        time,
+        received_at,
+        data: serde_json::value::to_raw_value(&data).expect("a JSON value serialises"),
+    })
+}
+
+/// A `page_snapshot` event: the page object (never a token), id `snapshot:<page>:<fetched ms>`.
+pub fn snapshot_event(page: &PageId, node: &PageNode, fetched: DateTime<Utc>) -> Event {
+    Event {
+        id: event_id::for_snapshot(page, fetched.timestamp_millis()),
+        event_type: EventType::PageSnapshot,
+        source: Source::Poller,
+        page_id: Some(page.clone()),
+        psid: None,
+        time: fetched,
+        received_at: fetched,
+        data: serde_json::value::to_raw_value(&node.to_value()).expect("a JSON value serialises"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(v: Value) -> GraphMessage {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_customer_message_has_the_webhook_item_shape() {
+        let page = PageId::parse("101").unwrap();
+        let m = msg(json!({
+            "id": "m_1", "created_time": "2026-11-01T10:00:00+0000", "message": "Hello",
+            "from": {"id": "202", "name": "C"}, "to": {"data": [{"id": "101"}]},
+            "attachments": {"data": [{"mime_type": "image/png", "image_data": {"url": "https://x/a.png"}}]}
+        }));
+        let e = message_event(&page, &m, Utc::now()).unwrap();
+        assert_eq!(e.event_type, EventType::Message);
+        assert_eq!(e.id.as_str(), "m_1");
+        assert_eq!(e.psid.as_ref().unwrap().as_str(), "202");
+        let data: Value = serde_json::from_str(e.data.get()).unwrap();
+        assert_eq!(
+            data,
+            json!({"sender": {"id": "202"}, "recipient": {"id": "101"}, "timestamp": 1793527200000_i64,
+                   "message": {"mid": "m_1", "text": "Hello",
+                               "attachments": [{"type": "image", "payload": {"url": "https://x/a.png"}}]}})
+        );
+    }
+
+    #[test]
+    fn a_page_sent_message_is_an_echo_whose_psid_is_the_recipient() {
+        let page = PageId::parse("101").unwrap();
+        let m = msg(json!({
+            "id": "m_2", "created_time": "2026-11-01T10:00:00+0000", "message": "Hi back",
+            "from": {"id": "101"}, "to": {"data": [{"id": "202"}]}
+        }));
+        let e = message_event(&page, &m, Utc::now()).unwrap();
+        assert_eq!(e.event_type, EventType::MessageEcho);
+        assert_eq!(e.psid.as_ref().unwrap().as_str(), "202");
+        let data: Value = serde_json::from_str(e.data.get()).unwrap();
+        assert_eq!(data["sender"]["id"], "101");
+        assert_eq!(data["recipient"]["id"], "202");
+        assert_eq!(data["message"]["is_echo"], true);
+    }
+
+    #[test]
+    fn messages_without_author_or_with_unsafe_ids_are_skipped() {
+        let page = PageId::parse("101").unwrap();
+        assert!(message_event(&page, &msg(json!({"id": "m_3"})), Utc::now()).is_none());
+        let bad = msg(json!({"id": "m_4", "from": {"id": "../x"}}));
+        assert!(message_event(&page, &bad, Utc::now()).is_none());
+    }
+}

@@ -1,0 +1,144 @@
+//! The poller's reads and writes of `integrations` and `poll_checkpoints` (V3 migration).
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use pagesync_schema::PageId;
+
+/// An integration the poller may poll.
+#[derive(Clone)]
+pub struct Integration {
+    pub page_id: PageId,
+    pub key_id: String,
+    pub sealed_token: Vec<u8>,
+}
+
+impl std::fmt::Debug for Integration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Integration({})", self.page_id)
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Checkpoint {
+    pub newest_updated_time: Option<DateTime<Utc>>,
+    pub snapshot_sha256: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no database connection: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("database query failed: {0}")]
+    Query(#[from] tokio_postgres::Error),
+}
+
+/// Active integrations with a token that do not need re-authentication.
+pub async fn pollable(pool: &Pool, only: Option<&PageId>) -> Result<Vec<Integration>, StoreError> {
+    const SQL: &str = "SELECT page_id, page_token_key_id, page_token_ciphertext FROM integrations
+        WHERE active AND status <> 'needs_reauth' AND page_token_ciphertext IS NOT NULL
+          AND ($1::text IS NULL OR page_id = $1)
+        ORDER BY page_id";
+    let conn = pool.get().await?;
+    let only = only.map(PageId::as_str);
+    let rows = conn.query(SQL, &[&only]).await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            Some(Integration {
+                page_id: PageId::parse(r.get::<_, String>(0)).ok()?,
+                key_id: r.get(1),
+                sealed_token: r.get(2),
+            })
+        })
+        .collect())
+}
+
+pub async fn checkpoint(pool: &Pool, page: &PageId) -> Result<Checkpoint, StoreError> {
+    const SQL: &str =
+        "SELECT newest_updated_time, snapshot_sha256 FROM poll_checkpoints WHERE page_id = $1";
+    let conn = pool.get().await?;
+    Ok(conn
+        .query_opt(SQL, &[&page.as_str()])
+        .await?
+        .map(|r| Checkpoint {
+            newest_updated_time: r.get(0),
+            snapshot_sha256: r.get(1),
+        })
+        .unwrap_or_default())
+}
+
+/// Advances the checkpoint and records a successful poll, in one transaction.
+pub async fn complete_poll(pool: &Pool, page: &PageId, cp: &Checkpoint) -> Result<(), StoreError> {
+    const CHECKPOINT: &str = "INSERT INTO poll_checkpoints (page_id, newest_updated_time, snapshot_sha256)
+        VALUES ($1, $2, $3)
+        ON CONFLICT (page_id) DO UPDATE SET
+            newest_updated_time = GREATEST(poll_checkpoints.newest_updated_time, EXCLUDED.newest_updated_time),
+            snapshot_sha256 = COALESCE(EXCLUDED.snapshot_sha256, poll_checkpoints.snapshot_sha256),
+            updated_at = now()";
+    const POLLED: &str =
+        "UPDATE integrations SET last_poll_at = now(), last_poll_outcome = 'success',
+        updated_at = now() WHERE page_id = $1";
+    let mut conn = pool.get().await?;
+    let tx = conn.transaction().await?;
+    tx.execute(
+        CHECKPOINT,
+        &[&page.as_str(), &cp.newest_updated_time, &cp.snapshot_sha256],
+    )
+    .await?;
+    tx.execute(POLLED, &[&page.as_str()]).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Records a failed poll; the checkpoint stays where it was.
+pub async fn record_failure(pool: &Pool, page: &PageId, outcome: &str) -> Result<(), StoreError> {
+    const SQL: &str = "UPDATE integrations SET last_poll_at = now(), last_poll_outcome = $2,
+        updated_at = now() WHERE page_id = $1";
+    pool.get()
+        .await?
+        .execute(SQL, &[&page.as_str(), &outcome])
+        .await?;
+    Ok(())
+}
+
+/// Code 190: the page is skipped until someone connects it again.
+pub async fn mark_needs_reauth(pool: &Pool, page: &PageId, reason: &str) -> Result<(), StoreError> {
+    const SQL: &str = "UPDATE integrations SET status = 'needs_reauth', status_reason = $2,
+        last_poll_at = now(), last_poll_outcome = 'needs_reauth', updated_at = now()
+        WHERE page_id = $1";
+    pool.get()
+        .await?
+        .execute(SQL, &[&page.as_str(), &reason])
+        .await?;
+    Ok(())
+}
+
+/// What the subscription check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subscription {
+    Subscribed,
+    Resubscribed,
+    Failed,
+}
+
+pub async fn record_subscription(
+    pool: &Pool,
+    page: &PageId,
+    s: Subscription,
+) -> Result<(), StoreError> {
+    const SQL: &str = "UPDATE integrations SET subscription_status = $2, subscription_checked_at = now(),
+        resubscribed_count = resubscribed_count + CASE WHEN $2 = 'resubscribed' THEN 1 ELSE 0 END,
+        last_resubscribed_at = CASE WHEN $2 = 'resubscribed' THEN now() ELSE last_resubscribed_at END,
+        updated_at = now()
+        WHERE page_id = $1";
+    let status = match s {
+        Subscription::Subscribed => "subscribed",
+        Subscription::Resubscribed => "resubscribed",
+        Subscription::Failed => "failed",
+    };
+    pool.get()
+        .await?
+        .execute(SQL, &[&page.as_str(), &status])
+        .await?;
+    Ok(())
+}
