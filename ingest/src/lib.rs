@@ -20,7 +20,7 @@ use pagesync_runtime::connect::{self, ConnectError};
 use pagesync_runtime::ops::ReadyCheck;
 use pagesync_schema::Publisher;
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultMakeSpan, TraceLayer};
 
 pub use config::Config;
 use webhook::WebhookState;
@@ -92,7 +92,12 @@ fn router(state: Arc<WebhookState>, ready: ReadyCheck) -> Router {
         .iter()
         .fold(Router::new(), |r, path| r.route(path, webhook.clone()))
         .with_state(state)
-        .layer(TraceLayer::new_for_http())
+        // An INFO span, so that with RUST_LOG=info the request still has a trace
+        // context to propagate as `traceparent`.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO)),
+        )
         .merge(pagesync_runtime::ops::router(ready))
 }
 

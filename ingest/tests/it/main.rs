@@ -6,3 +6,4 @@ mod handshake;
 mod outages;
 mod process;
 mod signatures;
+mod trace_context;

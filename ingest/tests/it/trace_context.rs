@@ -1,0 +1,59 @@
+use std::sync::Once;
+
+use opentelemetry::trace::TracerProvider as _;
+use tracing_subscriber::layer::SubscriberExt;
+
+use crate::app::{TestApp, message_delivery};
+
+/// Installs, once per test binary, what `OTEL_EXPORTER_OTLP_ENDPOINT` installs in
+/// a real process, minus the exporter. Other tests only gain a traceparent header.
+fn install_tracing() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("ingest-test"));
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::EnvFilter::new("info"))
+            .with(layer);
+        tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
+    });
+}
+
+#[tokio::test]
+async fn with_tracing_on_every_published_event_carries_the_requests_traceparent() {
+    install_tracing();
+    let app = TestApp::spawn().await;
+    let body = r#"{"object":"page","entry":[{"id":"101","time":1,"changes":[{"field":"name","value":"A"},{"field":"name","value":"B"}]}]}"#;
+    assert!(app.post_signed(body).await.status().is_success());
+    assert!(
+        app.post_signed(message_delivery("m_traced"))
+            .await
+            .status()
+            .is_success()
+    );
+
+    let stored = app.nats.messages().await;
+    assert_eq!(stored.len(), 3);
+    let parents: Vec<&str> = stored
+        .iter()
+        .map(|m| m.traceparent.as_deref().expect("traceparent"))
+        .collect();
+    for tp in &parents {
+        let parts: Vec<&str> = tp.split('-').collect();
+        assert_eq!(parts.len(), 4, "{tp}");
+        assert_eq!(
+            (parts[0], parts[1].len(), parts[2].len()),
+            ("00", 32, 16),
+            "{tp}"
+        );
+    }
+    assert_eq!(parents[0], parents[1], "one delivery, one request span");
+    assert_ne!(
+        parents[0].split('-').nth(1),
+        parents[2].split('-').nth(1),
+        "two requests, two traces"
+    );
+}
