@@ -32,11 +32,8 @@ pub const WEBHOOK_PATHS: [&str; 2] = ["/facebook/webhook", "/api/webhooks/facebo
 pub enum BuildError {
     #[error(transparent)]
     Connect(#[from] ConnectError),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] pagesync_runtime::BindError),
 }
 
 /// A built ingest service: connected to NATS, listening, not yet serving.
@@ -64,12 +61,7 @@ impl App {
         ));
         let router = router(state, readiness(&nats, &config))
             .layer(DefaultBodyLimit::max(config.ingest_max_body_bytes));
-        let listener = TcpListener::bind(config.ingest_addr)
-            .await
-            .map_err(|source| BuildError::Bind {
-                addr: config.ingest_addr,
-                source,
-            })?;
+        let listener = pagesync_runtime::bind(config.ingest_addr).await?;
         Ok(Self { listener, router })
     }
 

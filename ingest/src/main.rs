@@ -3,13 +3,7 @@ use pagesync_ingest::{App, Config};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config: Config = match pagesync_runtime::config::load() {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("ingest: {e}");
-            std::process::exit(2);
-        }
-    };
+    let config: Config = pagesync_runtime::config::load_or_exit("ingest");
     let _telemetry = pagesync_runtime::telemetry::init("ingest", &config.telemetry)?;
     let shutdown = pagesync_runtime::shutdown::on_signals();
     let app = App::build(config).await.context("starting ingest")?;

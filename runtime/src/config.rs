@@ -14,6 +14,15 @@ pub fn load<T: CommandFactory + FromArgMatches>() -> Result<T, ConfigError> {
     parse_from::<T, _, _>(std::env::args_os())
 }
 
+/// [`load`] for a service's `main`: on error prints `<service>: <one line>` to
+/// stderr and exits with status 2.
+pub fn load_or_exit<T: CommandFactory + FromArgMatches>(service: &str) -> T {
+    load().unwrap_or_else(|e| {
+        eprintln!("{service}: {e}");
+        std::process::exit(2)
+    })
+}
+
 /// Like [`load`] without `.env`, for tests and tools.
 pub fn parse_from<T, I, A>(args: I) -> Result<T, ConfigError>
 where

@@ -9,6 +9,21 @@ pub mod telemetry;
 
 pub use tokio_util::sync::CancellationToken;
 
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source}")]
+pub struct BindError {
+    pub addr: std::net::SocketAddr,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Binds a service's listener; port 0 picks a free port.
+pub async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, BindError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| BindError { addr, source })
+}
+
 /// Binds `addr` (port 0 allowed) and serves `app` until `shutdown` is cancelled,
 /// then lets in-flight requests finish.
 pub async fn serve(
