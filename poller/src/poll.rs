@@ -158,6 +158,9 @@ impl PagePoller {
                 let messages = self.messages_of(conv.messages, page, &token).await?;
                 events.extend(self.events_for(page, &messages, since));
             }
+            let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+            let known = store::known_mids(&self.pool, &ids).await?;
+            events.retain(|e| !known.contains(e.id.as_str()));
             self.publish(&events, &mut tally).await?;
             if reached_old {
                 break 'pages;

@@ -142,3 +142,24 @@ pub async fn record_subscription(
         .await?;
     Ok(())
 }
+
+/// Message ids the projection already holds (the projector's `messages` table), so a
+/// poll does not publish again what a webhook already brought. Without that table
+/// (a poller-only database) nothing is known.
+pub async fn known_mids(
+    pool: &Pool,
+    mids: &[&str],
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    const SQL: &str = "SELECT mid FROM messages WHERE mid = ANY($1)";
+    if mids.is_empty() {
+        return Ok(Default::default());
+    }
+    let conn = pool.get().await?;
+    match conn.query(SQL, &[&mids]).await {
+        Ok(rows) => Ok(rows.iter().map(|r| r.get(0)).collect()),
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
+            Ok(Default::default())
+        }
+        Err(e) => Err(e.into()),
+    }
+}

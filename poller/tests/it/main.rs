@@ -459,16 +459,16 @@ async fn the_daemon_polls_at_start_and_serves_health_ready_and_metrics() {
         .await
         .unwrap();
     shutdown.cancel();
-    task.await.unwrap().unwrap();
+    task.await.unwrap().expect("daemon stops cleanly");
 
     assert_eq!(health.status(), 200);
-    assert_eq!(ready.status(), 200);
+    assert_eq!(ready.status(), 200, "ready");
     for name in [
         "pagesync_poller_pages_polled_total",
         "pagesync_poller_graph_calls_total",
         "pagesync_poller_events_published_total",
     ] {
-        assert!(metrics.contains(name), "{name} missing");
+        assert!(metrics.contains(name), "{name} missing from {metrics}");
     }
 }
 
