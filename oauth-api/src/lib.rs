@@ -1,1 +1,239 @@
-//! Filled by a later issue; this crate has no binary yet.
+//! `oauth-api`: the Facebook OAuth connect flow (signed state, sessions), page
+//! tokens stored encrypted, webhook subscription and the connect self-test, and the
+//! integrations API (contract §6). See docs/oauth-api.md.
+
+pub mod config;
+pub mod connect;
+pub mod error;
+pub mod integrations;
+pub mod login;
+mod metrics;
+pub mod openapi;
+pub mod reencrypt;
+pub mod selftest;
+pub mod session;
+pub mod state_token;
+pub mod store;
+pub mod subscribe;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, put};
+use deadpool_postgres::Pool;
+use pagesync_crypto::TokenCipher;
+use pagesync_graph::{GraphClient, GraphConfig, RetryPolicy};
+use pagesync_poller::PagePoller;
+use pagesync_runtime::CancellationToken;
+use pagesync_runtime::connect as deps;
+use pagesync_runtime::connect::ConnectError;
+use pagesync_runtime::ops::ReadyCheck;
+use pagesync_schema::Publisher;
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+
+pub use config::{Command, Config};
+use state_token::StateSigner;
+
+/// How long JetStream may take to acknowledge the self-test poll's publishes.
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("invalid GRAPH_API_BASE: {0}")]
+    Graph(#[from] pagesync_graph::GraphError),
+    #[error(
+        "TOKEN_ENCRYPTION_KEY cannot decrypt stored page tokens sealed with key id(s) {0}: \
+         set the key that sealed them, or add it to TOKEN_ENCRYPTION_OLD_KEYS"
+    )]
+    WrongKey(String),
+    #[error("cannot read stored tokens: {0}")]
+    Store(#[from] tokio_postgres::Error),
+    #[error("cannot reach Postgres: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// What every handler shares.
+pub struct AppState {
+    pub pool: Pool,
+    pub graph: GraphClient,
+    pub cipher: TokenCipher,
+    pub signer: StateSigner,
+    /// The poller's one-page poll, for the connect self-test.
+    pub poller: PagePoller,
+    /// For the webhook self-test's deliveries.
+    pub http: reqwest::Client,
+    pub app_id: String,
+    pub app_secret: SecretString,
+    pub redirect_uri: String,
+    pub dialog_url: String,
+    pub webhook_url: String,
+    pub operator_token: Option<SecretString>,
+    pub secure_cookies: bool,
+    pub session_ttl: Duration,
+    pub self_test_timeout: Duration,
+}
+
+/// A built oauth-api: connected, keys checked, listening, not yet serving.
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl App {
+    /// Connects to NATS (stream created when missing) and Postgres (migrated), checks
+    /// that the configured keys open every stored token, and binds the listener.
+    pub async fn build(config: Config) -> Result<Self, BuildError> {
+        let nats = deps::nats(&config.nats, "pagesync-oauth-api", ACK_TIMEOUT).await?;
+        let pool = deps::postgres(&config.database).await?;
+        let cipher = cipher(&config);
+        check_keys(&pool, &cipher).await?;
+        let graph = GraphClient::new(graph_config(&config))?;
+        let poller = PagePoller {
+            graph: graph.clone(),
+            publisher: Publisher::new(nats.js.clone(), config.nats.nats_subject_prefix.clone()),
+            pool: pool.clone(),
+            cipher: cipher.clone(),
+            app_id: config.facebook_app_id.clone(),
+            overlap: Duration::from_secs(600),
+        };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| BuildError::Http(e.to_string()))?;
+        let state = Arc::new(AppState {
+            pool: pool.clone(),
+            graph,
+            cipher,
+            signer: StateSigner::new(&config.state_token_secret),
+            poller,
+            http,
+            app_id: config.facebook_app_id.clone(),
+            app_secret: config.facebook_app_secret.clone(),
+            redirect_uri: config.facebook_redirect_uri.clone(),
+            dialog_url: config.facebook_dialog_url.clone(),
+            webhook_url: config.facebook_webhook_address.clone(),
+            operator_token: config.operator_token.clone(),
+            secure_cookies: config.secure_cookies(),
+            session_ttl: config.session_ttl,
+            self_test_timeout: config.self_test_timeout,
+        });
+        let router = router(state, ready_check(nats.client.clone(), pool));
+        let addr = config.oauth_api_addr;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| BuildError::Bind { addr, source })?;
+        Ok(Self { listener, router })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        tracing::info!(addr = %self.local_addr(), "oauth-api listening");
+        pagesync_runtime::serve(self.listener, self.router, shutdown).await
+    }
+}
+
+/// The token cipher of the configured keys.
+pub fn cipher(config: &Config) -> TokenCipher {
+    TokenCipher::new(
+        config.token_encryption_key.clone(),
+        config.token_encryption_old_keys.clone(),
+    )
+}
+
+/// Refuses to start when a stored token was sealed by a key we do not have.
+pub async fn check_keys(pool: &Pool, cipher: &TokenCipher) -> Result<(), BuildError> {
+    let conn = pool.get().await?;
+    let unknown: Vec<String> = store::stored_key_ids(&**conn)
+        .await?
+        .into_iter()
+        // Key ids name their key: an unknown id means a key we were not given.
+        .filter(|id| cipher.decrypt(id, &[], "").is_err_and(is_unknown_key))
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(BuildError::WrongKey(unknown.join(", ")))
+    }
+}
+
+fn is_unknown_key(e: pagesync_crypto::CryptoError) -> bool {
+    matches!(e, pagesync_crypto::CryptoError::UnknownKey(_))
+}
+
+fn graph_config(config: &Config) -> GraphConfig {
+    let mut g = GraphConfig::new(config.graph_api_base.clone());
+    g.app_id = Some(config.facebook_app_id.clone());
+    g.app_secret = Some(config.facebook_app_secret.clone());
+    g.per_page_interval =
+        (!config.graph_page_call_interval.is_zero()).then_some(config.graph_page_call_interval);
+    g.metrics_prefix = "pagesync_oauth_api".into();
+    g.retry = RetryPolicy {
+        min_delay: config.graph_retry_min_delay,
+        max_delay: Duration::from_secs(10).max(config.graph_retry_min_delay),
+        max_retries: 3,
+        // A person is waiting for the answer: long throttles fail fast instead.
+        max_throttle_wait: Duration::from_secs(10),
+        ..RetryPolicy::default()
+    };
+    g
+}
+
+fn router(state: Arc<AppState>, ready: ReadyCheck) -> Router {
+    let api = Router::new()
+        .route("/api/integrations/facebook", get(integrations::list))
+        .route(
+            "/api/integrations/facebook/{page_id}",
+            put(integrations::put)
+                .patch(integrations::patch)
+                .delete(integrations::delete)
+                .get(integrations::get_one),
+        )
+        .layer(axum::middleware::from_fn(integrations::csrf_guard));
+    Router::new()
+        .route("/facebook/login", get(login::login))
+        .route("/facebook/callback", get(login::callback))
+        .merge(api)
+        .with_state(state)
+        .route("/openapi.json", get(openapi::document))
+        .layer(axum::middleware::from_fn(metrics::track))
+        .merge(pagesync_runtime::ops::router(ready))
+}
+
+/// Ready while NATS is connected and Postgres answers.
+fn ready_check(nats: async_nats::Client, pool: Pool) -> ReadyCheck {
+    Arc::new(move || {
+        let (nats, pool) = (nats.clone(), pool.clone());
+        Box::pin(async move {
+            if nats.connection_state() != async_nats::connection::State::Connected {
+                return Err("NATS is not connected".to_owned());
+            }
+            let conn = tokio::time::timeout(Duration::from_secs(2), pool.get())
+                .await
+                .map_err(|_| "Postgres did not answer in time".to_owned())?
+                .map_err(|_| "Postgres is unreachable".to_owned())?;
+            conn.simple_query("SELECT 1")
+                .await
+                .map_err(|_| "Postgres does not answer".to_owned())?;
+            Ok(())
+        })
+    })
+}

@@ -1,0 +1,181 @@
+//! oauth-api configuration, read from the environment (see docs/configuration.md).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use pagesync_crypto::{EncryptionKey, OldKeys, parse_key, parse_old_keys};
+use pagesync_runtime::config::{DatabaseConfig, NatsConfig, parse_duration, parse_secret};
+use pagesync_runtime::telemetry::TelemetryConfig;
+use secrecy::SecretString;
+
+/// Facebook OAuth connect flow, sessions, encrypted page tokens and integrations.
+#[derive(clap::Parser, Debug, Clone)]
+#[command(name = "oauth-api", version)]
+pub struct Config {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "OAUTH_API_ADDR", default_value = "0.0.0.0:5000")]
+    pub oauth_api_addr: SocketAddr,
+    /// Our Facebook app id (`client_id` of the login dialog; found in `subscribed_apps`).
+    #[arg(long, env = "FACEBOOK_APP_ID")]
+    pub facebook_app_id: String,
+    /// Facebook app secret: code exchanges, `appsecret_proof`, self-test webhook signatures.
+    #[arg(long, env = "FACEBOOK_APP_SECRET", value_parser = parse_secret, hide_env_values = true)]
+    pub facebook_app_secret: SecretString,
+    /// Where Facebook sends the browser back after login: this service's `/facebook/callback`.
+    /// Cookies are `Secure` when it is https.
+    #[arg(long, env = "FACEBOOK_REDIRECT_URI", value_parser = parse_http_url)]
+    pub facebook_redirect_uri: String,
+    /// The ingest webhook URL: shown in integrations and posted to by the connect self-test.
+    #[arg(
+        long,
+        env = "FACEBOOK_WEBHOOK_ADDRESS",
+        default_value = "http://127.0.0.1:5001/facebook/webhook",
+        value_parser = parse_http_url
+    )]
+    pub facebook_webhook_address: String,
+    /// HMAC key of the OAuth `state` parameter.
+    #[arg(long, env = "STATE_TOKEN_SECRET", value_parser = parse_secret, hide_env_values = true)]
+    pub state_token_secret: SecretString,
+    /// Base64 of the 32-byte key that encrypts page tokens (AES-256-GCM).
+    #[arg(long, env = "TOKEN_ENCRYPTION_KEY", value_parser = parse_key, hide_env_values = true)]
+    pub token_encryption_key: EncryptionKey,
+    /// Comma-separated base64 keys that still decrypt tokens sealed before a rotation.
+    #[arg(long, env = "TOKEN_ENCRYPTION_OLD_KEYS", value_parser = parse_old_keys, default_value = "", hide_env_values = true, hide_default_value = true)]
+    pub token_encryption_old_keys: OldKeys,
+    /// Graph API base URL including the version (tests point it at a fake).
+    #[arg(
+        long,
+        env = "GRAPH_API_BASE",
+        default_value = "https://graph.facebook.com/v26.0",
+        value_parser = parse_http_url
+    )]
+    pub graph_api_base: String,
+    /// Facebook's login dialog.
+    #[arg(
+        long,
+        env = "FACEBOOK_DIALOG_URL",
+        default_value = "https://www.facebook.com/v26.0/dialog/oauth",
+        value_parser = parse_http_url
+    )]
+    pub facebook_dialog_url: String,
+    /// Bearer token of operators, who see every page; unset turns operator access off.
+    #[arg(long, env = "OPERATOR_TOKEN", value_parser = parse_secret, hide_env_values = true)]
+    pub operator_token: Option<SecretString>,
+    /// Send replies 24 h to 7 d after the customer's last message with the HUMAN_AGENT tag.
+    #[arg(long, env = "MESSENGER_HUMAN_AGENT", default_value = "false", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub messenger_human_agent: bool,
+    /// How long a login session lasts.
+    #[arg(long, env = "SESSION_TTL", default_value = "30d", value_parser = parse_duration)]
+    pub session_ttl: Duration,
+    /// How long the connect self-test waits for its test deliveries to be projected.
+    #[arg(long, env = "SELF_TEST_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub self_test_timeout: Duration,
+    /// Smallest spacing of Graph calls for one page (Facebook allows about 2 per second).
+    #[arg(long, env = "GRAPH_PAGE_CALL_INTERVAL", default_value = "500ms", value_parser = parse_duration)]
+    pub graph_page_call_interval: Duration,
+    /// First retry delay after a Graph 5xx or network error (doubles, jittered).
+    #[arg(long, env = "GRAPH_RETRY_MIN_DELAY", default_value = "500ms", value_parser = parse_duration)]
+    pub graph_retry_min_delay: Duration,
+    #[command(flatten)]
+    pub nats: NatsConfig,
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
+    /// What to do; without a command the API serves until stopped.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The commands of the `oauth-api` binary.
+#[derive(clap::Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Serve the API until SIGINT/SIGTERM (the default).
+    Serve,
+    /// Re-encrypt every stored token under TOKEN_ENCRYPTION_KEY, then exit.
+    ReencryptTokens,
+}
+
+impl Config {
+    /// Cookies get `Secure` when the browser reaches us over https.
+    pub fn secure_cookies(&self) -> bool {
+        self.facebook_redirect_uri.starts_with("https://")
+    }
+}
+
+fn parse_http_url(s: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(s).map_err(|e| format!("not a URL: {e}"))?;
+    match url.scheme() {
+        "http" | "https" if url.host_str().is_some() => Ok(s.to_owned()),
+        _ => Err("must be an http or https URL".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REQUIRED: [&str; 11] = [
+        "oauth-api",
+        "--facebook-app-id",
+        "1",
+        "--facebook-app-secret",
+        "s",
+        "--facebook-redirect-uri",
+        "https://example.test/facebook/callback",
+        "--state-token-secret",
+        "st",
+        "--token-encryption-key",
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    ];
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let c: Config = pagesync_runtime::config::parse_from(REQUIRED).unwrap();
+        assert_eq!(c.oauth_api_addr.to_string(), "0.0.0.0:5000");
+        assert_eq!(
+            c.facebook_webhook_address,
+            "http://127.0.0.1:5001/facebook/webhook"
+        );
+        assert_eq!(
+            c.facebook_dialog_url,
+            "https://www.facebook.com/v26.0/dialog/oauth"
+        );
+        assert!(!c.messenger_human_agent);
+        assert!(c.operator_token.is_none());
+        assert!(c.secure_cookies());
+    }
+
+    #[test]
+    fn a_missing_state_secret_is_named_on_one_line() {
+        let args: Vec<&str> = REQUIRED
+            .iter()
+            .copied()
+            .filter(|a| *a != "--state-token-secret" && *a != "st")
+            .collect();
+        let err = pagesync_runtime::config::parse_from::<Config, _, _>(args)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("STATE_TOKEN_SECRET"), "{err}");
+        assert_eq!(err.lines().count(), 1);
+    }
+
+    #[test]
+    fn a_malformed_encryption_key_is_refused_without_echoing_it() {
+        let mut args = REQUIRED.to_vec();
+        *args.last_mut().unwrap() = "c2hvcnQtc2VjcmV0";
+        let err = pagesync_runtime::config::parse_from::<Config, _, _>(args)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("TOKEN_ENCRYPTION_KEY"), "{err}");
+        assert!(!err.contains("c2hvcnQtc2VjcmV0"), "{err}");
+    }
+
+    #[test]
+    fn human_agent_reads_booleans_from_the_environment_form() {
+        let mut args = REQUIRED.to_vec();
+        args.extend(["--messenger-human-agent", "true"]);
+        let c: Config = pagesync_runtime::config::parse_from(args).unwrap();
+        assert!(c.messenger_human_agent);
+    }
+}

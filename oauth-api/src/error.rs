@@ -1,0 +1,144 @@
+//! Every way an API request can fail, mapped once to `{"error": code, "message": text}`.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+
+use crate::state_token::StateError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("no such integration")]
+    NotFound,
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error(
+        "state-changing requests need Content-Type: application/json or an X-Requested-With header"
+    )]
+    Csrf,
+    /// Facebook refused (a token, a code, a subscription): its message, scrubbed of secrets.
+    #[error("{0}")]
+    Facebook(String),
+    /// Facebook did not answer usefully (5xx, network, throttled).
+    #[error("{0}")]
+    FacebookUnavailable(String),
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::State(_) | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unprocessable { .. } | Self::Facebook(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Csrf => StatusCode::FORBIDDEN,
+            Self::FacebookUnavailable(_) => StatusCode::BAD_GATEWAY,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthorized(_) => "unauthorized",
+            Self::NotFound => "not_found",
+            Self::State(_) => "invalid_state",
+            Self::BadRequest { code, .. } | Self::Unprocessable { code, .. } => code,
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::Csrf => "csrf_check_failed",
+            Self::Facebook(_) => "facebook_error",
+            Self::FacebookUnavailable(_) => "facebook_unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Unprocessable {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Internal(anyhow::Error::new(e).context("database query failed"))
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        Self::Internal(anyhow::Error::new(e).context("no database connection"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(e) = &self {
+            // The only place an internal cause is logged; the answer stays opaque.
+            tracing::error!(error = format!("{e:#}"), "request failed");
+        }
+        let body = serde_json::json!({"error": self.code(), "message": self.to_string()});
+        (self.status(), Json(body)).into_response()
+    }
+}
+
+/// `Json<T>` whose rejections are our JSON errors: malformed JSON is 400, a body of
+/// the wrong shape 422 (naming the field), a missing JSON content type 415.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Self(v)),
+            Err(rejection) => Err(match rejection {
+                JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(
+                    "malformed_json",
+                    format!("malformed JSON: {}", inner(&e)),
+                ),
+                JsonRejection::JsonDataError(e) => {
+                    ApiError::unprocessable("invalid_fields", inner(&e))
+                }
+                JsonRejection::MissingJsonContentType(_) => {
+                    ApiError::UnsupportedMediaType("expected Content-Type: application/json".into())
+                }
+                other => ApiError::bad_request("bad_body", other.body_text()),
+            }),
+        }
+    }
+}
+
+/// serde's own message (`missing field `active` at line 1 column 2`), without axum's prefix.
+fn inner(e: &dyn std::error::Error) -> String {
+    let mut cur: &dyn std::error::Error = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}

@@ -1,0 +1,139 @@
+//! `GET /facebook/login` and `GET /facebook/callback` (contract §6).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::header::{LOCATION, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::connect::{self, ConnectAnswer};
+use crate::error::ApiError;
+use crate::session;
+use crate::state_token::StateError;
+use crate::store;
+
+/// The permissions the login dialog asks for.
+pub const SCOPE: &str =
+    "pages_show_list,pages_messaging,pages_manage_metadata,pages_read_engagement";
+
+/// Creates a session (and a user) when the browser has none, then redirects to
+/// Facebook's login dialog with a signed state.
+pub async fn login(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (user, set_cookie) = match session::current_user(&state, &headers).await? {
+        Some(user) => (user, None),
+        None => {
+            let (user, cookie) = new_session(&state).await?;
+            (user, Some(cookie))
+        }
+    };
+    let st = state.signer.issue(user, Utc::now().timestamp());
+    let mut url = reqwest::Url::parse(&state.dialog_url)
+        .map_err(|e| anyhow::anyhow!("FACEBOOK_DIALOG_URL: {e}"))?;
+    url.query_pairs_mut()
+        .append_pair("client_id", &state.app_id)
+        .append_pair("redirect_uri", &state.redirect_uri)
+        .append_pair("response_type", "code")
+        .append_pair("scope", SCOPE)
+        .append_pair("state", &st);
+    let location =
+        HeaderValue::from_str(url.as_str()).map_err(|e| anyhow::anyhow!("login URL: {e}"))?;
+    let mut resp = StatusCode::TEMPORARY_REDIRECT.into_response();
+    resp.headers_mut().insert(LOCATION, location);
+    if let Some(cookie) = set_cookie {
+        resp.headers_mut().insert(SET_COOKIE, cookie);
+    }
+    Ok(resp)
+}
+
+async fn new_session(state: &AppState) -> Result<(Uuid, HeaderValue), ApiError> {
+    let (value, hash) = session::new_session_id();
+    let expires = Utc::now()
+        + chrono::Duration::from_std(state.session_ttl)
+            .map_err(|e| anyhow::anyhow!("SESSION_TTL: {e}"))?;
+    let mut conn = state.pool.get().await?;
+    let tx = conn.transaction().await?;
+    let user = store::create_user(&*tx).await?;
+    store::create_session(&*tx, &hash, user, expires).await?;
+    tx.commit().await?;
+    tracing::info!(user_uuid = %user, "new session");
+    let cookie = session::cookie(&value, state.session_ttl.as_secs(), state.secure_cookies);
+    Ok((user, cookie))
+}
+
+/// What Facebook sends back to the redirect URI.
+#[derive(Debug, Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// Checks the state, then connects every page of the user and answers with the
+/// pages and the self-test results.
+pub async fn callback(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    query: Result<Query<CallbackQuery>, QueryRejection>,
+) -> Result<Json<ConnectAnswer>, ApiError> {
+    let Query(q) = query.map_err(|_| ApiError::bad_request("bad_query", "malformed query"))?;
+    let user = check_state(&state, &headers, q.state.as_deref())
+        .await
+        .inspect_err(|e| {
+            if let ApiError::State(s) = e {
+                crate::metrics::state_rejected(s.label());
+                tracing::warn!(reason = s.label(), "OAuth state refused");
+            }
+        })?;
+    if let Some(err) = q.error {
+        let text = q.error_description.unwrap_or(err);
+        return Err(ApiError::bad_request(
+            "facebook_login_refused",
+            format!("Facebook login did not complete: {text}"),
+        ));
+    }
+    let code = q
+        .code
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| ApiError::bad_request("missing_code", "the callback has no code"))?;
+    let answer = connect::connect(&state, user, &code).await;
+    crate::metrics::connect(
+        if answer.is_ok() { "success" } else { "error" },
+        answer.as_ref().map_or(0, |a| a.pages.data.len()),
+    );
+    Ok(Json(answer?))
+}
+
+/// Signature, age, session and nonce, in that order: only a state that passes
+/// everything else spends its nonce.
+async fn check_state(
+    state: &AppState,
+    headers: &HeaderMap,
+    raw: Option<&str>,
+) -> Result<Uuid, ApiError> {
+    let raw = raw.ok_or(StateError::Malformed)?;
+    let verified = state.signer.verify(raw, Utc::now().timestamp())?;
+    let user = session::current_user(state, headers)
+        .await?
+        .ok_or(StateError::NoSession)?;
+    if user != verified.user {
+        return Err(StateError::OtherSession.into());
+    }
+    let issued =
+        DateTime::<Utc>::from_timestamp(verified.issued_at, 0).ok_or(StateError::Malformed)?;
+    let conn = state.pool.get().await?;
+    if !store::spend_nonce(&**conn, &verified.nonce, issued).await? {
+        return Err(StateError::Replayed.into());
+    }
+    Ok(user)
+}

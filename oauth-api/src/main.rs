@@ -1,0 +1,33 @@
+use anyhow::Context;
+use pagesync_oauth_api::{App, Command, Config};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config: Config = match pagesync_runtime::config::load() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("oauth-api: {e}");
+            std::process::exit(2);
+        }
+    };
+    let _telemetry = pagesync_runtime::telemetry::init("oauth-api", &config.telemetry)?;
+    if config.command == Some(Command::ReencryptTokens) {
+        let pool = pagesync_runtime::connect::postgres(&config.database)
+            .await
+            .context("connecting to Postgres")?;
+        let cipher = pagesync_oauth_api::cipher(&config);
+        let report = pagesync_oauth_api::reencrypt::reencrypt_tokens(&pool, &cipher).await?;
+        println!(
+            "re-encrypted {} token(s); {} already current; {} failed",
+            report.reencrypted,
+            report.current,
+            report.failed.len()
+        );
+        std::process::exit(if report.failed.is_empty() { 0 } else { 1 });
+    }
+    let shutdown = pagesync_runtime::shutdown::on_signals();
+    let app = App::build(config).await.context("starting oauth-api")?;
+    app.run_until_stopped(shutdown).await.context("serving")?;
+    tracing::info!("oauth-api stopped");
+    Ok(())
+}

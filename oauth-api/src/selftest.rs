@@ -1,0 +1,190 @@
+//! The connect self-test (contract §6). Webhook: signed test deliveries posted to
+//! `FACEBOOK_WEBHOOK_ADDRESS` (a `name` change carrying the page's current name, and
+//! a text message from psid `test_user_id`), then a bounded wait until the projector
+//! applied them. Polling: the poller's one-page poll, once.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use hmac::{Hmac, Mac};
+use pagesync_poller::PageOutcome;
+use pagesync_poller::store::Integration;
+use pagesync_schema::{EventId, PageId, event_id};
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::AppState;
+use crate::connect::PageSetup;
+
+/// The psid of the self-test's message (as in Facebook's tutorial).
+pub const TEST_PSID: &str = "test_user_id";
+
+/// One line of `webhook_test` or `polling_test`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TestEntry {
+    pub page_id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub result: TestResult,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum TestResult {
+    Success,
+    Error { message: String },
+}
+
+impl TestResult {
+    fn from(r: Result<(), String>) -> Self {
+        match r {
+            Ok(()) => Self::Success,
+            Err(message) => Self::Error { message },
+        }
+    }
+}
+
+/// Both tests of one page: (webhook entries, polling entries).
+pub async fn run(state: &AppState, setup: &PageSetup) -> (Vec<TestEntry>, Vec<TestEntry>) {
+    let (webhook_meta, webhook_msg, polled) = match (&setup.page, &setup.stored) {
+        (Ok(page), Ok(sealed)) => {
+            let webhook = async {
+                match &setup.subscribed {
+                    Ok(()) => {
+                        futures::join!(
+                            metadata_delivery(state, page, setup.name.as_deref()),
+                            message_delivery(state, page)
+                        )
+                    }
+                    Err(e) => (Err(e.clone()), Err(e.clone())),
+                }
+            };
+            let integration = Integration {
+                page_id: page.clone(),
+                key_id: sealed.key_id.clone(),
+                sealed_token: sealed.bytes.clone(),
+            };
+            let ((meta, msg), polled) = futures::join!(webhook, poll_once(state, &integration));
+            (meta, msg, polled)
+        }
+        (Err(e), _) | (_, Err(e)) => (Err(e.clone()), Err(e.clone()), Err(e.clone())),
+    };
+    let page_id = &setup.raw_id;
+    let entry = |test: &'static str, kind, r: Result<(), String>| {
+        crate::metrics::self_test(test, kind, r.is_ok());
+        TestEntry {
+            page_id: page_id.clone(),
+            kind,
+            result: TestResult::from(r),
+        }
+    };
+    (
+        vec![
+            entry("webhook", "metadata", webhook_meta),
+            entry("webhook", "messages", webhook_msg),
+        ],
+        vec![
+            entry("polling", "metadata", polled.clone()),
+            entry("polling", "conversations", polled),
+        ],
+    )
+}
+
+/// A `name` change with the page's current name, so nothing is overwritten.
+async fn metadata_delivery(
+    state: &AppState,
+    page: &PageId,
+    name: Option<&str>,
+) -> Result<(), String> {
+    let name = name.ok_or("Facebook gave no page name to send")?;
+    let time_ms = Utc::now().timestamp_millis();
+    let value = Value::String(name.to_owned());
+    let body = json!({"object": "page", "entry": [{"id": page.as_str(), "time": time_ms,
+        "changes": [{"field": "name", "value": value}]}]});
+    let id = event_id::for_page_change(page, "name", time_ms, &value);
+    deliver_and_wait(state, &body, &id).await
+}
+
+/// A text message from `test_user_id`.
+async fn message_delivery(state: &AppState, page: &PageId) -> Result<(), String> {
+    let time_ms = Utc::now().timestamp_millis();
+    let mid = format!(
+        "m_pagesync_selftest_{page}_{time_ms}_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let body = json!({"object": "page", "entry": [{"id": page.as_str(), "time": time_ms,
+        "messaging": [{"sender": {"id": TEST_PSID}, "recipient": {"id": page.as_str()},
+            "timestamp": time_ms, "message": {"mid": mid, "text": "pagesync connection test"}}]}]});
+    let id = EventId::parse(mid).map_err(|e| e.to_string())?;
+    deliver_and_wait(state, &body, &id).await
+}
+
+async fn deliver_and_wait(state: &AppState, body: &Value, id: &EventId) -> Result<(), String> {
+    let bytes = serde_json::to_vec(body).map_err(|e| e.to_string())?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(state.app_secret.expose_secret().as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(&bytes);
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let resp = state
+        .http
+        .post(&state.webhook_url)
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", signature)
+        .body(bytes)
+        .send()
+        .await
+        .map_err(|e| format!("webhook endpoint unreachable: {}", e.without_url()))?;
+    if !resp.status().is_success() {
+        return Err(format!(
+            "webhook endpoint answered HTTP {}",
+            resp.status().as_u16()
+        ));
+    }
+    wait_for_projection(state, id).await
+}
+
+/// Waits, bounded, until the projector recorded the event as applied.
+async fn wait_for_projection(state: &AppState, id: &EventId) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + state.self_test_timeout;
+    let mut pause = Duration::from_millis(20);
+    loop {
+        let applied = async {
+            let conn = state.pool.get().await.ok()?;
+            conn.query_opt(
+                "SELECT 1 FROM applied_events WHERE event_id = $1",
+                &[&id.as_str()],
+            )
+            .await
+            .ok()
+            .map(|r| r.is_some())
+        }
+        .await;
+        if applied == Some(true) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "the test delivery was accepted but not projected within {}s; is the projector running?",
+                state.self_test_timeout.as_secs()
+            ));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(250));
+    }
+}
+
+/// One poll of the page with the poller's own code.
+async fn poll_once(state: &AppState, integration: &Integration) -> Result<(), String> {
+    match state.poller.poll_page(integration).await {
+        PageOutcome::Success { .. } => Ok(()),
+        PageOutcome::NeedsReauth => {
+            Err("Facebook rejected the page token (code 190); connect the page again".into())
+        }
+        PageOutcome::Throttled => {
+            Err("Facebook is throttling this page; polling will retry later".into())
+        }
+        PageOutcome::Failed(reason) => Err(format!("poll failed: {reason}")),
+    }
+}

@@ -1,0 +1,9 @@
+//! oauth-api against real Postgres and NATS, the fake Graph API and, for the
+//! connect self-test, the real ingest and projector.
+
+mod connect;
+mod integrations;
+mod keys;
+mod secrets;
+mod state;
+mod support;
