@@ -5,8 +5,8 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin ingest --bin projector --bin poller \
- && mkdir -p /out && cp target/release/ingest target/release/projector target/release/poller /out/
+    cargo build --release --locked --bin ingest --bin projector --bin poller --bin oauth-api \
+ && mkdir -p /out && cp target/release/ingest target/release/projector target/release/poller target/release/oauth-api /out/
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \

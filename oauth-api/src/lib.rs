@@ -31,8 +31,9 @@ use pagesync_runtime::connect as deps;
 use pagesync_runtime::connect::ConnectError;
 use pagesync_runtime::ops::ReadyCheck;
 use pagesync_schema::Publisher;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
 
 pub use config::{Command, Config};
 use state_token::StateSigner;
@@ -125,7 +126,11 @@ impl App {
             redirect_uri: config.facebook_redirect_uri.clone(),
             dialog_url: config.facebook_dialog_url.clone(),
             webhook_url: config.facebook_webhook_address.clone(),
-            operator_token: config.operator_token.clone(),
+            // An empty OPERATOR_TOKEN (as compose passes an unset one) means off.
+            operator_token: config
+                .operator_token
+                .clone()
+                .filter(|t| !t.expose_secret().is_empty()),
             secure_cookies: config.secure_cookies(),
             session_ttl: config.session_ttl,
             self_test_timeout: config.self_test_timeout,
@@ -215,7 +220,13 @@ fn router(state: Arc<AppState>, ready: ReadyCheck) -> Router {
         .with_state(state)
         .route("/openapi.json", get(openapi::document))
         .layer(axum::middleware::from_fn(metrics::track))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .merge(pagesync_runtime::ops::router(ready))
+}
+
+/// A request span with the path only: the callback's query holds the login code.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
 }
 
 /// Ready while NATS is connected and Postgres answers.

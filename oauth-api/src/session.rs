@@ -84,11 +84,13 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             let Some(expected) = &state.operator_token else {
                 return Err(ApiError::Unauthorized("operator access is not enabled"));
             };
-            let ok: bool = presented
-                .trim()
-                .as_bytes()
-                .ct_eq(expected.expose_secret().as_bytes())
-                .into();
+            let presented = presented.trim();
+            let ok: bool = !presented.is_empty()
+                && bool::from(
+                    presented
+                        .as_bytes()
+                        .ct_eq(expected.expose_secret().as_bytes()),
+                );
             return if ok {
                 Ok(Caller::Operator)
             } else {

@@ -290,6 +290,18 @@ async fn requests_without_credentials_get_401() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 401);
+    let resp = t
+        .http
+        .get(t.url("/api/integrations/facebook"))
+        .header("authorization", "Bearer ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        401,
+        "an empty bearer is no credential"
+    );
 }
 
 #[tokio::test]

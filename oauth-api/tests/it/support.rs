@@ -290,6 +290,7 @@ impl TestApp {
             PAGE_B.2.to_owned(),
             "user-token-".to_owned(),
             "-long-lived".to_owned(),
+            "login-code-".to_owned(),
             FakeGraph::APP_SECRET.to_owned(),
             STATE_SECRET.to_owned(),
             OPERATOR_TOKEN.to_owned(),
