@@ -200,3 +200,30 @@ async fn a_refused_login_code_is_a_400_with_facebooks_reason() {
             .contains("verification code")
     );
 }
+
+#[tokio::test]
+async fn a_login_the_person_cancelled_is_a_400_after_the_state_check() {
+    let t = TestApp::spawn().await;
+    let (cookie, state, _) = t.login(None).await;
+    let mut url = reqwest::Url::parse(&t.url("/facebook/callback")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("error", "access_denied")
+        .append_pair("error_description", "Permissions error")
+        .append_pair("state", &state);
+
+    let (status, body) = t
+        .read(
+            t.http
+                .get(url)
+                .header("cookie", &cookie)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "facebook_login_refused");
+    assert_eq!(t.count("SELECT count(*) FROM integrations").await, 0);
+    assert_eq!(t.count("SELECT count(*) FROM oauth_state_nonces").await, 1);
+}
