@@ -1,1 +1,153 @@
-//! Filled by a later issue; this crate has no binary yet.
+//! `projector`: the durable JetStream consumer that applies every event to
+//! Postgres exactly once and writes the conversation and page files (contract §4).
+
+pub mod batch;
+pub mod config;
+pub mod consumer;
+pub mod decode;
+pub mod files;
+pub mod metrics;
+pub mod rebuild;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use pagesync_runtime::CancellationToken;
+use pagesync_runtime::connect::{self, ConnectError};
+use pagesync_runtime::ops::ReadyCheck;
+use tokio::net::TcpListener;
+
+pub use config::{Command, Config};
+pub use consumer::{DrainReport, RunError};
+pub use rebuild::RebuildReport;
+
+use batch::Applier;
+use consumer::{ConsumerSettings, Worker};
+use files::Files;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+/// A built projector: connected to NATS and Postgres, consumer bound, listener bound.
+pub struct App {
+    listener: TcpListener,
+    router: axum::Router,
+    worker: Worker,
+    stream: async_nats::jetstream::stream::Stream,
+}
+
+impl App {
+    /// Connects to NATS (stream and durable consumer created when missing) and to
+    /// Postgres (migrated), and binds the ops listener. Fails fast when either is away.
+    pub async fn build(config: Config) -> Result<Self, BuildError> {
+        let nats =
+            connect::nats(&config.nats, "pagesync-projector", Duration::from_secs(10)).await?;
+        let pool = connect::postgres(&config.database).await?;
+        let settings = ConsumerSettings {
+            name: config.projector_consumer.clone(),
+            filter_subject: config.nats.nats_subject_prefix.wildcard(),
+            batch_size: config.projector_batch_size as usize,
+            fetch_expiry: config.projector_fetch_expiry,
+            max_ack_pending: config.projector_max_ack_pending,
+            ack_wait: config.projector_ack_wait,
+            owner_check_interval: config.projector_owner_check_interval,
+        };
+        let consumer = consumer::durable(&nats.stream, &settings).await?;
+        let addr = config.projector_addr;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| BuildError::Bind { addr, source })?;
+        let router = pagesync_runtime::ops::router(ready_check(nats.client.clone(), pool.clone()));
+        let worker = Worker {
+            consumer,
+            applier: Applier::new(pool),
+            files: Files::new(&config.data_dir),
+            settings,
+            stream_name: config.nats.nats_stream.to_string(),
+        };
+        Ok(Self {
+            listener,
+            router,
+            worker,
+            stream: nats.stream,
+        })
+    }
+
+    /// The bound ops address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has an address")
+    }
+
+    /// Serves the ops endpoints and applies events until `shutdown` is cancelled;
+    /// the batch in hand is finished and acknowledged first.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), RunError> {
+        self.run(shutdown, false).await.map(|_| ())
+    }
+
+    /// Applies events until nothing is pending, then returns (`projector drain`).
+    pub async fn drain(self, shutdown: CancellationToken) -> Result<DrainReport, RunError> {
+        self.run(shutdown, true).await
+    }
+
+    /// Empties the projection and replays the stream from sequence 1.
+    pub async fn rebuild(mut self) -> Result<RebuildReport, RunError> {
+        rebuild::rebuild(
+            &mut self.stream,
+            &self.worker.applier,
+            &self.worker.files,
+            &self.worker.settings,
+        )
+        .await
+    }
+
+    async fn run(self, shutdown: CancellationToken, drain: bool) -> Result<DrainReport, RunError> {
+        let ops_stop = shutdown.child_token();
+        let server = tokio::spawn(pagesync_runtime::serve(
+            self.listener,
+            self.router,
+            ops_stop.clone(),
+        ));
+        tracing::info!(consumer = %self.worker.settings.name, drain, "projector running");
+        let result = self.worker.run(shutdown, drain).await;
+        ops_stop.cancel();
+        match server.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "ops server stopped with an error"),
+            Err(e) => tracing::warn!(error = %e, "ops server task failed"),
+            Ok(Ok(())) => {}
+        }
+        result
+    }
+}
+
+fn ready_check(client: async_nats::Client, pool: Pool) -> ReadyCheck {
+    Arc::new(move || {
+        let (client, pool) = (client.clone(), pool.clone());
+        Box::pin(async move {
+            if client.connection_state() != async_nats::connection::State::Connected {
+                return Err("NATS is not connected".to_owned());
+            }
+            let conn = tokio::time::timeout(Duration::from_secs(2), pool.get())
+                .await
+                .map_err(|_| "Postgres did not answer in time".to_owned())?
+                .map_err(|_| "Postgres is unreachable".to_owned())?;
+            conn.simple_query("SELECT 1")
+                .await
+                .map_err(|_| "Postgres did not answer".to_owned())?;
+            Ok(())
+        })
+    })
+}

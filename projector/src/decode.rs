@@ -1,0 +1,390 @@
+//! What an event means for the read model: a pure function of the envelope, so
+//! bad data is found before any SQL runs and becomes a dead letter.
+
+use pagesync_schema::fbtime::epoch_millis;
+use pagesync_schema::{Event, EventType, PageId, Psid, Source};
+use serde_json::Value;
+
+/// Why an event cannot be applied. It is recorded as a dead letter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Poison(pub String);
+
+/// The effect of one event on the read model.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// Kept in the stream, not projected (`unknown`, `invalid`, `unparsed`).
+    Nothing,
+    Conversation {
+        page: PageId,
+        psid: Psid,
+        timestamp_ms: i64,
+        /// Part of the conversation file.
+        in_file: bool,
+        detail: Detail,
+    },
+    PageSnapshot {
+        page: PageId,
+        data: Value,
+    },
+    PageChange {
+        page: PageId,
+        field: String,
+        value: Value,
+    },
+}
+
+/// What a conversation event adds beyond its place in the conversation.
+#[derive(Debug, Clone)]
+pub enum Detail {
+    Message(MessageRow),
+    Edit {
+        mid: Option<String>,
+        text: Option<String>,
+        num_edit: Option<i32>,
+    },
+    Reaction {
+        mid: Option<String>,
+        action: Option<String>,
+        reaction: Option<String>,
+        emoji: Option<String>,
+    },
+    Delivery {
+        watermark: i64,
+    },
+    Read {
+        watermark: i64,
+    },
+    Status {
+        open: bool,
+        at_ms: i64,
+    },
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct MessageRow {
+    pub mid: String,
+    pub incoming: bool,
+    pub text: Option<String>,
+    pub attachments: Option<Value>,
+}
+
+/// Where a copy came from, as the inbox shows it.
+pub fn origin(source: Source) -> &'static str {
+    match source {
+        Source::Ingest => "webhook",
+        Source::Poller => "poll",
+        Source::OauthApi => "send",
+    }
+}
+
+/// Reads an event's effect. Facebook's shapes are read leniently; only what the
+/// model cannot do without is required.
+pub fn decode(event: &Event) -> Result<Effect, Poison> {
+    use EventType as T;
+    let data: Value = serde_json::from_str(event.data.get())
+        .map_err(|e| Poison(format!("data is not JSON: {e}")))?;
+    let event_ms = event.time.timestamp_millis();
+    match event.event_type {
+        T::Unknown | T::Invalid | T::Unparsed => Ok(Effect::Nothing),
+        T::PageSnapshot => {
+            let page = page_of(event)?;
+            let Value::Object(mut obj) = data else {
+                return Err(Poison("page_snapshot data is not an object".into()));
+            };
+            obj.remove("access_token");
+            Ok(Effect::PageSnapshot {
+                page,
+                data: sanitize(Value::Object(obj)),
+            })
+        }
+        T::PageChange => {
+            let page = page_of(event)?;
+            let field = data
+                .get("field")
+                .and_then(Value::as_str)
+                .filter(|f| !f.is_empty())
+                .ok_or_else(|| Poison("page_change data has no field name".into()))?;
+            if field == "access_token" {
+                return Ok(Effect::Nothing);
+            }
+            Ok(Effect::PageChange {
+                page,
+                field: strip_nul(field),
+                value: sanitize(data.get("value").cloned().unwrap_or(Value::Null)),
+            })
+        }
+        t => {
+            if !t.is_messaging() {
+                return Err(Poison(format!("event type {t} is not projected")));
+            }
+            let page = page_of(event)?;
+            let psid = event
+                .psid
+                .clone()
+                .ok_or_else(|| Poison(format!("{t} event has no psid")))?;
+            if !data.is_object() {
+                return Err(Poison(format!("{t} data is not an object")));
+            }
+            let timestamp_ms = data
+                .get("timestamp")
+                .and_then(epoch_millis)
+                .unwrap_or(event_ms);
+            let (in_file, detail) = conversation_detail(t, &data, event, event_ms)?;
+            Ok(Effect::Conversation {
+                page,
+                psid,
+                timestamp_ms,
+                in_file,
+                detail,
+            })
+        }
+    }
+}
+
+fn conversation_detail(
+    t: EventType,
+    data: &Value,
+    event: &Event,
+    event_ms: i64,
+) -> Result<(bool, Detail), Poison> {
+    use EventType as T;
+    let s = |v: Option<&Value>| v.and_then(Value::as_str).map(strip_nul);
+    let detail = match t {
+        T::Message | T::MessageEcho => Detail::Message(message_row(t, data, event)?),
+        T::Standby => match data.get("message") {
+            Some(_) => Detail::Message(message_row(t, data, event)?),
+            None => return Ok((false, Detail::None)),
+        },
+        T::MessageEdit => {
+            let edit = object(data, "message_edit")?;
+            Detail::Edit {
+                mid: s(edit.get("mid")),
+                text: s(edit.get("text")),
+                num_edit: edit
+                    .get("num_edit")
+                    .and_then(lenient_i64)
+                    .and_then(|n| i32::try_from(n).ok()),
+            }
+        }
+        T::Reaction => {
+            let r = object(data, "reaction")?;
+            Detail::Reaction {
+                mid: s(r.get("mid")),
+                action: s(r.get("action")),
+                reaction: s(r.get("reaction")),
+                emoji: s(r.get("emoji")),
+            }
+        }
+        T::Delivery => Detail::Delivery {
+            watermark: watermark(data, "delivery")?,
+        },
+        T::Read => Detail::Read {
+            watermark: watermark(data, "read")?,
+        },
+        T::ConversationStatus => {
+            let open = match data.get("status").and_then(Value::as_str) {
+                Some("open") => true,
+                Some("closed") => false,
+                _ => {
+                    return Err(Poison(
+                        "conversation_status needs status open or closed".into(),
+                    ));
+                }
+            };
+            let at_ms = data.get("at").and_then(epoch_millis).unwrap_or(event_ms);
+            Detail::Status { open, at_ms }
+        }
+        _ => Detail::None,
+    };
+    let in_file = !matches!(t, T::Delivery | T::Read | T::ConversationStatus);
+    Ok((in_file, detail))
+}
+
+fn message_row(t: EventType, data: &Value, event: &Event) -> Result<MessageRow, Poison> {
+    let message = object(data, "message")?;
+    let echo = message
+        .get("is_echo")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let incoming = match t {
+        EventType::MessageEcho => false,
+        EventType::Message => true,
+        _ => !echo,
+    };
+    let mid = message
+        .get("mid")
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty())
+        .map(strip_nul)
+        .unwrap_or_else(|| event.id.as_str().to_owned());
+    Ok(MessageRow {
+        mid,
+        incoming,
+        text: message.get("text").and_then(Value::as_str).map(strip_nul),
+        attachments: message.get("attachments").cloned().map(sanitize),
+    })
+}
+
+fn object<'a>(data: &'a Value, key: &str) -> Result<&'a serde_json::Map<String, Value>, Poison> {
+    data.get(key)
+        .and_then(Value::as_object)
+        .ok_or_else(|| Poison(format!("data.{key} is missing or not an object")))
+}
+
+fn watermark(data: &Value, key: &str) -> Result<i64, Poison> {
+    object(data, key)?
+        .get("watermark")
+        .and_then(epoch_millis)
+        .ok_or_else(|| Poison(format!("data.{key}.watermark is missing or not a time")))
+}
+
+fn lenient_i64(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn page_of(event: &Event) -> Result<PageId, Poison> {
+    event
+        .page_id
+        .clone()
+        .ok_or_else(|| Poison(format!("{} event has no page id", event.event_type)))
+}
+
+/// Postgres text and jsonb cannot hold NUL characters; they carry no meaning here.
+pub fn strip_nul(s: &str) -> String {
+    s.replace('\0', "")
+}
+
+fn sanitize(v: Value) -> Value {
+    match v {
+        Value::String(s) if s.contains('\0') => Value::String(strip_nul(&s)),
+        Value::Array(a) => Value::Array(a.into_iter().map(sanitize).collect()),
+        Value::Object(o) => Value::Object(
+            o.into_iter()
+                .map(|(k, v)| (strip_nul(&k), sanitize(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(t: EventType, data: Value) -> Event {
+        Event {
+            id: pagesync_schema::EventId::parse("e1").unwrap(),
+            event_type: t,
+            source: Source::Ingest,
+            page_id: Some(PageId::parse("p1").unwrap()),
+            psid: t.is_messaging().then(|| Psid::parse("u1").unwrap()),
+            time: pagesync_schema::fbtime::from_millis(1_700_000_000_000).unwrap(),
+            received_at: pagesync_schema::fbtime::from_millis(1_700_000_000_000).unwrap(),
+            data: serde_json::value::to_raw_value(&data).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_message_reads_mid_text_and_timestamp_leniently() {
+        let e = event(
+            EventType::Message,
+            json!({"timestamp": "1697051234567", "message": {"mid": "m1", "text": "hi\u{0}"}}),
+        );
+        let Effect::Conversation {
+            timestamp_ms,
+            in_file,
+            detail: Detail::Message(m),
+            ..
+        } = decode(&e).unwrap()
+        else {
+            panic!("not a message")
+        };
+        assert_eq!(timestamp_ms, 1697051234567);
+        assert!(in_file && m.incoming);
+        assert_eq!(m.mid, "m1");
+        assert_eq!(m.text.as_deref(), Some("hi"));
+    }
+
+    #[test]
+    fn receipts_and_statuses_stay_out_of_files() {
+        let d = event(EventType::Delivery, json!({"delivery": {"watermark": 5}}));
+        assert!(matches!(
+            decode(&d).unwrap(),
+            Effect::Conversation {
+                in_file: false,
+                detail: Detail::Delivery { watermark: 5000 },
+                ..
+            }
+        ));
+        let s = event(
+            EventType::ConversationStatus,
+            json!({"psid": "u1", "status": "closed", "at": 1_700_000_000_001i64}),
+        );
+        assert!(matches!(
+            decode(&s).unwrap(),
+            Effect::Conversation {
+                in_file: false,
+                detail: Detail::Status { open: false, .. },
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn standby_without_a_message_is_stored_but_not_in_files() {
+        let e = event(EventType::Standby, json!({"postback": {"title": "x"}}));
+        assert!(matches!(
+            decode(&e).unwrap(),
+            Effect::Conversation { in_file: false, .. }
+        ));
+        let e = event(
+            EventType::Standby,
+            json!({"message": {"mid": "m9", "is_echo": true}}),
+        );
+        let Effect::Conversation {
+            in_file: true,
+            detail: Detail::Message(m),
+            ..
+        } = decode(&e).unwrap()
+        else {
+            panic!()
+        };
+        assert!(!m.incoming);
+    }
+
+    #[test]
+    fn bad_data_is_poison() {
+        assert!(decode(&event(EventType::Message, json!({"message": "x"}))).is_err());
+        assert!(decode(&event(EventType::Read, json!({"read": {}}))).is_err());
+        assert!(
+            decode(&event(
+                EventType::ConversationStatus,
+                json!({"status": "maybe"})
+            ))
+            .is_err()
+        );
+        assert!(decode(&event(EventType::PageChange, json!({"value": 1}))).is_err());
+        let mut no_psid = event(EventType::Message, json!({"message": {"mid": "m"}}));
+        no_psid.psid = None;
+        assert!(decode(&no_psid).is_err());
+    }
+
+    #[test]
+    fn snapshots_never_keep_a_token() {
+        let e = event(
+            EventType::PageSnapshot,
+            json!({"id": "p1", "access_token": "secret"}),
+        );
+        let Effect::PageSnapshot { data, .. } = decode(&e).unwrap() else {
+            panic!()
+        };
+        assert!(data.get("access_token").is_none());
+    }
+}

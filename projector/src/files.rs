@@ -1,0 +1,490 @@
+//! The files under `DATA_DIR` (contract §4), rendered from Postgres so they are a
+//! pure function of the applied events, and replaced atomically.
+//!
+//! Ownership: a page's folder is `users/<owner>/facebook/<page>/` when
+//! `pages.owner_user_id` is set, else `facebook/<page>/`. `page_file_locations`
+//! remembers where the files were last written; whenever a page's files are
+//! written, and every `PROJECTOR_OWNER_CHECK_INTERVAL`, a page whose owner differs
+//! from its location is rewritten in full at the new place and the old folder removed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use pagesync_schema::canonical::canonical_json;
+use pagesync_schema::{PageId, Psid};
+use serde_json::Value;
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("database error while rendering files: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error("no database connection: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("file writer stopped: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// Writes the projection's files under one root.
+#[derive(Clone, Debug)]
+pub struct Files {
+    root: PathBuf,
+}
+
+/// One file to write: its path and bytes.
+type Rendered = (PathBuf, Vec<u8>);
+
+impl Files {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The folder of a page's files. Only validated ids and a uuid form the path.
+    pub fn page_dir(&self, owner: Option<Uuid>, page: &PageId) -> PathBuf {
+        let base = match owner {
+            Some(user) => self.root.join("users").join(user.to_string()),
+            None => self.root.clone(),
+        };
+        base.join("facebook").join(page.as_str())
+    }
+
+    /// Rewrites the files of the given pages and conversations, moving pages whose owner changed.
+    pub async fn write(
+        &self,
+        client: &tokio_postgres::Client,
+        pages: &BTreeSet<PageId>,
+        conversations: &BTreeSet<(PageId, Psid)>,
+    ) -> Result<(), FileError> {
+        let mut all_pages: BTreeSet<PageId> = pages.clone();
+        all_pages.extend(conversations.iter().map(|(p, _)| p.clone()));
+        if all_pages.is_empty() {
+            return Ok(());
+        }
+        let locations = locations(client, &all_pages).await?;
+        let mut moved = BTreeSet::new();
+        for (page, loc) in &locations {
+            if loc.written && loc.owner != loc.files_owner {
+                moved.insert(page.clone());
+            }
+        }
+        let mut out = Vec::new();
+        let meta_pages: BTreeSet<PageId> = pages
+            .iter()
+            .filter(|p| !moved.contains(*p))
+            .cloned()
+            .collect();
+        let convs: BTreeSet<(PageId, Psid)> = conversations
+            .iter()
+            .filter(|(p, _)| !moved.contains(p))
+            .cloned()
+            .collect();
+        let owner_of = |p: &PageId| locations.get(p).and_then(|l| l.owner);
+        self.render_pages(client, &meta_pages, &owner_of, &mut out)
+            .await?;
+        self.render_conversations(client, Selection::Some(&convs), &owner_of, &mut out)
+            .await?;
+        for page in &moved {
+            self.render_whole_page(client, page, owner_of(page), &mut out)
+                .await?;
+        }
+        write_all(out).await?;
+        let mut removed = Vec::new();
+        for page in &moved {
+            let old = self.page_dir(locations[page].files_owner, page);
+            removed.push(old);
+            tracing::info!(page_id = %page, "page owner changed; files moved");
+        }
+        tokio::task::spawn_blocking(move || {
+            for dir in removed {
+                match std::fs::remove_dir_all(&dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(FileError::Io {
+                            path: dir,
+                            source: e,
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        })
+        .await??;
+        record_locations(client, &locations).await?;
+        Ok(())
+    }
+
+    /// Moves the files of every page whose owner changed since they were written.
+    pub async fn relocate_moved(
+        &self,
+        client: &tokio_postgres::Client,
+    ) -> Result<usize, FileError> {
+        let rows = client
+            .query(
+                "SELECT l.page_id FROM page_file_locations l JOIN pages p USING (page_id)
+                 WHERE p.owner_user_id IS DISTINCT FROM l.owner_user_id",
+                &[],
+            )
+            .await?;
+        let pages: BTreeSet<PageId> = rows
+            .iter()
+            .filter_map(|r| PageId::parse(r.get::<_, String>(0)).ok())
+            .collect();
+        if !pages.is_empty() {
+            self.write(client, &pages, &BTreeSet::new()).await?;
+        }
+        Ok(pages.len())
+    }
+
+    /// Writes every file of the projection (after a rebuild).
+    pub async fn write_everything(&self, client: &tokio_postgres::Client) -> Result<(), FileError> {
+        let rows = client.query("SELECT page_id FROM pages", &[]).await?;
+        let pages: BTreeSet<PageId> = rows
+            .iter()
+            .filter_map(|r| PageId::parse(r.get::<_, String>(0)).ok())
+            .collect();
+        let locations = locations(client, &pages).await?;
+        let owner_of = |p: &PageId| locations.get(p).and_then(|l| l.owner);
+        let mut out = Vec::new();
+        self.render_pages(client, &pages, &owner_of, &mut out)
+            .await?;
+        self.render_conversations(client, Selection::All, &owner_of, &mut out)
+            .await?;
+        write_all(out).await?;
+        record_locations(client, &locations).await?;
+        Ok(())
+    }
+
+    /// Removes every file the projector writes (for a rebuild).
+    pub async fn remove_everything(&self) -> Result<(), FileError> {
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut dirs = vec![root.join("facebook")];
+            if let Ok(users) = std::fs::read_dir(root.join("users")) {
+                dirs.extend(users.flatten().map(|u| u.path().join("facebook")));
+            }
+            for dir in dirs {
+                match std::fs::remove_dir_all(&dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(FileError::Io {
+                            path: dir,
+                            source: e,
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        })
+        .await?
+    }
+
+    async fn render_whole_page(
+        &self,
+        client: &tokio_postgres::Client,
+        page: &PageId,
+        owner: Option<Uuid>,
+        out: &mut Vec<Rendered>,
+    ) -> Result<(), FileError> {
+        let pages = BTreeSet::from([page.clone()]);
+        let owner_of = |_: &PageId| owner;
+        self.render_pages(client, &pages, &owner_of, out).await?;
+        self.render_conversations(client, Selection::Page(page), &owner_of, out)
+            .await
+    }
+
+    async fn render_pages(
+        &self,
+        client: &tokio_postgres::Client,
+        pages: &BTreeSet<PageId>,
+        owner_of: &(dyn Fn(&PageId) -> Option<Uuid> + Sync),
+        out: &mut Vec<Rendered>,
+    ) -> Result<(), FileError> {
+        if pages.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = pages.iter().map(PageId::as_str).collect();
+        let mut snapshots: BTreeMap<String, (Value, i64)> = client
+            .query(
+                "SELECT page_id, data, at_ms FROM page_snapshots WHERE page_id = ANY($1::text[])",
+                &[&ids],
+            )
+            .await?
+            .into_iter()
+            .map(|r| (r.get(0), (r.get(1), r.get(2))))
+            .collect();
+        let mut fields: BTreeMap<String, Vec<(String, Value, i64)>> = BTreeMap::new();
+        for r in client
+            .query(
+                "SELECT page_id, field, value, at_ms FROM page_fields
+                 WHERE page_id = ANY($1::text[]) ORDER BY page_id, field",
+                &[&ids],
+            )
+            .await?
+        {
+            fields
+                .entry(r.get(0))
+                .or_default()
+                .push((r.get(1), r.get(2), r.get(3)));
+        }
+        for page in pages {
+            let snapshot = snapshots.remove(page.as_str());
+            let changes = fields.remove(page.as_str()).unwrap_or_default();
+            if let Some(bytes) = render_page_metadata(page, snapshot, changes) {
+                let path = self
+                    .page_dir(owner_of(page), page)
+                    .join("page_metadata.json");
+                out.push((path, bytes));
+            }
+        }
+        Ok(())
+    }
+
+    async fn render_conversations(
+        &self,
+        client: &tokio_postgres::Client,
+        which: Selection<'_>,
+        owner_of: &(dyn Fn(&PageId) -> Option<Uuid> + Sync),
+        out: &mut Vec<Rendered>,
+    ) -> Result<(), FileError> {
+        const COLUMNS: &str = "SELECT page_id, psid, data FROM conversation_events";
+        const ORDER: &str = "ORDER BY page_id, psid, timestamp_ms, event_id";
+        let rows = match which {
+            Selection::Some(convs) if convs.is_empty() => return Ok(()),
+            Selection::Some(convs) => {
+                let (p, s): (Vec<&str>, Vec<&str>) =
+                    convs.iter().map(|(a, b)| (a.as_str(), b.as_str())).unzip();
+                let sql = format!(
+                    "{COLUMNS} WHERE in_file AND (page_id, psid) IN
+                     (SELECT * FROM unnest($1::text[], $2::text[])) {ORDER}"
+                );
+                client.query(&sql, &[&p, &s]).await?
+            }
+            Selection::Page(page) => {
+                let sql = format!("{COLUMNS} WHERE in_file AND page_id = $1 {ORDER}");
+                client.query(&sql, &[&page.as_str()]).await?
+            }
+            Selection::All => {
+                let sql = format!("{COLUMNS} WHERE in_file {ORDER}");
+                client.query(&sql, &[]).await?
+            }
+        };
+        let mut current: Option<(PageId, Psid, Vec<u8>)> = None;
+        let flush = |conv: Option<(PageId, Psid, Vec<u8>)>, out: &mut Vec<Rendered>| {
+            if let Some((page, psid, mut bytes)) = conv {
+                bytes.extend_from_slice(b"\n]\n");
+                let path = self
+                    .page_dir(owner_of(&page), &page)
+                    .join("conversations")
+                    .join(format!("{}.json", psid.as_str()));
+                out.push((path, bytes));
+            }
+        };
+        for row in rows {
+            let (Ok(page), Ok(psid)) = (
+                PageId::parse(row.get::<_, String>(0)),
+                Psid::parse(row.get::<_, String>(1)),
+            ) else {
+                continue;
+            };
+            let data: &str = row.get(2);
+            match &mut current {
+                Some((p, s, bytes)) if *p == page && *s == psid => {
+                    bytes.extend_from_slice(b",\n");
+                    bytes.extend_from_slice(data.as_bytes());
+                }
+                _ => {
+                    flush(current.take(), out);
+                    let mut bytes = b"[\n".to_vec();
+                    bytes.extend_from_slice(data.as_bytes());
+                    current = Some((page, psid, bytes));
+                }
+            }
+        }
+        flush(current.take(), out);
+        Ok(())
+    }
+}
+
+enum Selection<'a> {
+    Some(&'a BTreeSet<(PageId, Psid)>),
+    Page(&'a PageId),
+    All,
+}
+
+struct Location {
+    owner: Option<Uuid>,
+    written: bool,
+    files_owner: Option<Uuid>,
+}
+
+async fn locations(
+    client: &tokio_postgres::Client,
+    pages: &BTreeSet<PageId>,
+) -> Result<BTreeMap<PageId, Location>, tokio_postgres::Error> {
+    let ids: Vec<&str> = pages.iter().map(PageId::as_str).collect();
+    let rows = client
+        .query(
+            "SELECT p.page_id, p.owner_user_id, l.page_id IS NOT NULL, l.owner_user_id
+             FROM pages p LEFT JOIN page_file_locations l USING (page_id)
+             WHERE p.page_id = ANY($1::text[])",
+            &[&ids],
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let page = PageId::parse(r.get::<_, String>(0)).ok()?;
+            Some((
+                page,
+                Location {
+                    owner: r.get(1),
+                    written: r.get(2),
+                    files_owner: r.get(3),
+                },
+            ))
+        })
+        .collect())
+}
+
+async fn record_locations(
+    client: &tokio_postgres::Client,
+    locations: &BTreeMap<PageId, Location>,
+) -> Result<(), tokio_postgres::Error> {
+    let changed: Vec<(&str, Option<Uuid>)> = locations
+        .iter()
+        .filter(|(_, l)| !l.written || l.owner != l.files_owner)
+        .map(|(p, l)| (p.as_str(), l.owner))
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let (pages, owners): (Vec<&str>, Vec<Option<Uuid>>) = changed.into_iter().unzip();
+    client
+        .execute(
+            "INSERT INTO page_file_locations (page_id, owner_user_id)
+             SELECT * FROM unnest($1::text[], $2::uuid[])
+             ON CONFLICT (page_id) DO UPDATE SET owner_user_id = EXCLUDED.owner_user_id",
+            &[&pages, &owners],
+        )
+        .await?;
+    Ok(())
+}
+
+/// `{"data": [page]}`: the newest snapshot with newer field changes on top, keys
+/// sorted so equal content gives equal bytes. `None` when nothing is known.
+pub fn render_page_metadata(
+    page: &PageId,
+    snapshot: Option<(Value, i64)>,
+    changes: Vec<(String, Value, i64)>,
+) -> Option<Vec<u8>> {
+    if snapshot.is_none() && changes.is_empty() {
+        return None;
+    }
+    let (mut obj, since) = match snapshot {
+        Some((Value::Object(o), at)) => (o, at),
+        _ => (serde_json::Map::new(), i64::MIN),
+    };
+    obj.entry("id")
+        .or_insert_with(|| Value::String(page.to_string()));
+    for (field, value, at) in changes {
+        if at > since {
+            obj.insert(field, value);
+        }
+    }
+    obj.remove("access_token");
+    let body = format!("{{\"data\":[{}]}}\n", canonical_json(&Value::Object(obj)));
+    Some(body.into_bytes())
+}
+
+async fn write_all(files: Vec<Rendered>) -> Result<(), FileError> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    tokio::task::spawn_blocking(move || {
+        let mut made: BTreeSet<PathBuf> = BTreeSet::new();
+        for (path, bytes) in files {
+            if let Some(dir) = path.parent()
+                && !made.contains(dir)
+            {
+                std::fs::create_dir_all(dir).map_err(|source| FileError::Io {
+                    path: dir.to_owned(),
+                    source,
+                })?;
+                made.insert(dir.to_owned());
+            }
+            replace_atomically(&path, &bytes).map_err(|source| FileError::Io { path, source })?;
+        }
+        Ok(())
+    })
+    .await?
+}
+
+/// Writes a temporary file in the same folder, then renames it over `path`.
+pub fn replace_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    drop(file);
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn newer_field_changes_override_the_snapshot_and_older_ones_do_not() {
+        let page = PageId::parse("p1").unwrap();
+        let bytes = render_page_metadata(
+            &page,
+            Some((json!({"id": "p1", "name": "Old", "about": "a"}), 100)),
+            vec![
+                ("about".into(), json!("stale"), 50),
+                ("name".into(), json!("New"), 200),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            "{\"data\":[{\"about\":\"a\",\"id\":\"p1\",\"name\":\"New\"}]}\n"
+        );
+        assert!(render_page_metadata(&page, None, vec![]).is_none());
+    }
+
+    #[test]
+    fn page_folders_depend_on_the_owner() {
+        let files = Files::new("/d");
+        let page = PageId::parse("p1").unwrap();
+        assert_eq!(files.page_dir(None, &page), PathBuf::from("/d/facebook/p1"));
+        let u = Uuid::nil();
+        assert_eq!(
+            files.page_dir(Some(u), &page),
+            PathBuf::from(format!("/d/users/{u}/facebook/p1"))
+        );
+    }
+
+    #[test]
+    fn atomic_replace_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.json");
+        replace_atomically(&path, b"1").unwrap();
+        replace_atomically(&path, b"2").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"2");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,36 @@
+//! The `projector` binary: configuration, telemetry, signals, then the library.
+
+use anyhow::Context;
+use pagesync_projector::{App, Command, Config};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config: Config = match pagesync_runtime::config::load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let _telemetry = pagesync_runtime::telemetry::init("projector", &config.telemetry)?;
+    let mode = config.mode();
+    let app = App::build(config)
+        .await
+        .context("projector failed to start")?;
+    let shutdown = pagesync_runtime::shutdown::on_signals();
+    match mode {
+        Command::Run => app
+            .run_until_stopped(shutdown)
+            .await
+            .context("projector stopped")?,
+        Command::Drain => {
+            let report = app.drain(shutdown).await.context("drain failed")?;
+            tracing::info!(?report, "drained");
+        }
+        Command::Rebuild => {
+            let report = app.rebuild().await.context("rebuild failed")?;
+            tracing::info!(?report, "rebuilt");
+        }
+    }
+    Ok(())
+}

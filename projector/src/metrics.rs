@@ -1,0 +1,32 @@
+//! The projector's metrics (all named `pagesync_projector_*`).
+
+use std::time::Duration;
+
+use crate::batch::Outcome;
+
+pub const EVENTS_APPLIED: &str = "pagesync_projector_events_applied_total";
+pub const DUPLICATES: &str = "pagesync_projector_duplicates_skipped_total";
+pub const DEAD_LETTERS: &str = "pagesync_projector_dead_letters_total";
+pub const BATCH_SECONDS: &str = "pagesync_projector_batch_duration_seconds";
+pub const RETRIES: &str = "pagesync_projector_batch_retries_total";
+pub const LAG: &str = "pagesync_projector_consumer_lag";
+
+/// Records what a committed batch did. `stream` labels the dead letters so one
+/// process (or test) can tell its own apart.
+pub fn record(outcome: &Outcome, stream: &str, took: Duration) {
+    for (ty, n) in &outcome.applied {
+        metrics::counter!(EVENTS_APPLIED, "type" => ty.as_str()).increment(*n);
+    }
+    metrics::counter!(DUPLICATES).increment(outcome.duplicates);
+    metrics::counter!(DEAD_LETTERS, "stream" => stream.to_owned())
+        .increment(outcome.new_dead_letters);
+    metrics::histogram!(BATCH_SECONDS).record(took.as_secs_f64());
+}
+
+pub fn retried() {
+    metrics::counter!(RETRIES).increment(1);
+}
+
+pub fn lag(pending: u64) {
+    metrics::gauge!(LAG).set(pending as f64);
+}

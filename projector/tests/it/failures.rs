@@ -1,0 +1,231 @@
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use pagesync_projector::App;
+use pagesync_runtime::CancellationToken;
+use pagesync_schema::{EventType, Source};
+use pagesync_testkit::wait;
+use serde_json::json;
+
+use crate::support::{Proxy, TestProjector, event, message, through_port, tree};
+
+const T: i64 = 1_700_000_000_000;
+
+fn backlog(n: usize) -> Vec<pagesync_schema::Event> {
+    (0..n)
+        .map(|i| {
+            let page = format!("p{}", i % 3);
+            let psid = format!("u{}", i % 40);
+            message(
+                Source::Ingest,
+                &page,
+                &psid,
+                &format!("m{i}"),
+                T + i as i64,
+                "hello",
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_poison_event_becomes_one_dead_letter_and_the_events_behind_it_are_applied() {
+    // Arrange
+    let p = TestProjector::new().await;
+    p.publish(&[message(Source::Ingest, "101", "u1", "m1", T, "before")])
+        .await;
+    p.publish(&[event(
+        EventType::Message,
+        Source::Ingest,
+        "bad1",
+        "101",
+        Some("u1"),
+        T,
+        json!({"message": "not an object"}),
+    )])
+    .await;
+    p.publish(&[message(Source::Ingest, "101", "u1", "m2", T + 1, "after")])
+        .await;
+
+    // Act
+    let report = p.drain().await;
+
+    // Assert
+    assert_eq!(report.dead_letters, 1);
+    assert_eq!(
+        p.count("SELECT count(*) FROM dead_letters WHERE event_id = 'bad1' AND attempts = 1")
+            .await,
+        1
+    );
+    assert_eq!(p.count("SELECT count(*) FROM messages").await, 2);
+    assert_eq!(p.dead_letter_metric(), 1.0);
+    assert_eq!(p.conversation_file("101", "u1").unwrap().len(), 2);
+    // Terminated: a second drain finds nothing to redo.
+    assert_eq!(p.drain().await.messages, 0);
+}
+
+#[tokio::test]
+async fn ids_that_try_to_escape_the_data_dir_never_produce_a_file() {
+    let p = TestProjector::new().await;
+    let good = message(Source::Ingest, "101", "u1", "m1", T, "hi");
+    let mut envelope: serde_json::Value = serde_json::from_slice(&good.to_json()).unwrap();
+    for (page, psid) in [
+        ("../../etc", "u1"),
+        ("101", "../../../tmp/x"),
+        ("..", ".."),
+        ("101", "a/b"),
+    ] {
+        envelope["pageid"] = json!(page);
+        envelope["subject"] = json!(page);
+        envelope["psid"] = json!(psid);
+        envelope["id"] = json!(format!("evil-{page}-{psid}").replace(' ', ""));
+        p.publish_raw("_.message", serde_json::to_vec(&envelope).unwrap())
+            .await;
+    }
+    p.publish_raw("_.unparsed", b"{not json".to_vec()).await;
+
+    let report = p.drain().await;
+
+    assert_eq!(report.dead_letters, 5);
+    assert_eq!(p.count("SELECT count(*) FROM dead_letters").await, 5);
+    assert!(
+        tree(p.data_dir()).is_empty(),
+        "{:?}",
+        tree(p.data_dir()).keys()
+    );
+    assert_eq!(p.dead_letter_metric(), 5.0);
+}
+
+#[tokio::test]
+async fn with_postgres_unreachable_the_projector_waits_retries_and_catches_up() {
+    // Arrange: the projector reaches Postgres through a proxy the test can cut.
+    let p = TestProjector::new().await;
+    let (_, target) = through_port(&p.db.url, 0);
+    let proxy = Proxy::start(target).await;
+    let mut config = p.config();
+    config.database.database_url = through_port(&p.db.url, proxy.port).0;
+    let app = App::build(config).await.expect("builds");
+    let ready = format!("http://{}/ready", app.local_addr());
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(app.run_until_stopped(stop.clone()));
+    p.publish(&backlog(100)).await;
+    wait::until(Duration::from_secs(30), "first 100 applied", || async {
+        p.count("SELECT count(*) FROM applied_events").await == 100
+    })
+    .await;
+
+    // Act: cut Postgres, publish more, then restore it.
+    proxy.cut();
+    let http = reqwest::Client::new();
+    wait::until(
+        Duration::from_secs(15),
+        "/ready reports Postgres away",
+        || async {
+            http.get(&ready)
+                .send()
+                .await
+                .map(|r| r.status() == 503)
+                .unwrap_or(false)
+        },
+    )
+    .await;
+    let more: Vec<_> = backlog(300).into_iter().skip(100).collect();
+    p.publish(&more).await;
+    wait::until(Duration::from_secs(15), "a retry was attempted", || async {
+        pagesync_runtime::ops::metrics_handle()
+            .render()
+            .contains("pagesync_projector_batch_retries_total")
+    })
+    .await;
+    assert_eq!(p.count("SELECT count(*) FROM applied_events").await, 100);
+    proxy.restore();
+
+    // Assert
+    wait::until(
+        Duration::from_secs(60),
+        "all 300 applied after Postgres returns",
+        || async { p.count("SELECT count(*) FROM applied_events").await == 300 },
+    )
+    .await;
+    wait::until(Duration::from_secs(15), "/ready is 200 again", || async {
+        http.get(&ready)
+            .send()
+            .await
+            .map(|r| r.status() == 200)
+            .unwrap_or(false)
+    })
+    .await;
+    stop.cancel();
+    running.await.unwrap().unwrap();
+    assert_eq!(p.count("SELECT count(*) FROM messages").await, 300);
+    assert_eq!(p.count("SELECT count(*) FROM dead_letters").await, 0);
+    assert_eq!(
+        p.count("SELECT sum(message_count) FROM conversations")
+            .await,
+        300
+    );
+}
+
+fn spawn_projector(p: &TestProjector, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_projector"))
+        .args(args)
+        .envs(p.env())
+        .env("PROJECTOR_BATCH_SIZE", "50")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn projector")
+}
+
+#[tokio::test]
+async fn a_projector_killed_mid_backlog_resumes_and_applies_every_event_exactly_once() {
+    // Arrange: a backlog of thousands of events.
+    let p = TestProjector::new().await;
+    let events = backlog(3000);
+    p.publish(&events).await;
+    let mut child = spawn_projector(&p, &[]);
+    wait::until(
+        Duration::from_secs(60),
+        "part of the backlog applied",
+        || async { p.count("SELECT count(*) FROM applied_events").await >= 300 },
+    )
+    .await;
+
+    // Act: SIGKILL in the middle, then drain with a new process.
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    let applied_at_kill = p.count("SELECT count(*) FROM applied_events").await;
+    let status = tokio::task::spawn_blocking({
+        let mut drain = spawn_projector(&p, &["drain"]);
+        move || drain.wait()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+
+    // Assert
+    assert!(status.success());
+    eprintln!("applied when killed: {applied_at_kill} of 3000");
+    assert_eq!(p.count("SELECT count(*) FROM applied_events").await, 3000);
+    assert_eq!(p.count("SELECT count(*) FROM messages").await, 3000);
+    assert_eq!(
+        p.count("SELECT sum(message_count) FROM conversations")
+            .await,
+        3000
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    for (path, bytes) in tree(p.data_dir()) {
+        let items: Vec<serde_json::Value> = serde_json::from_slice(&bytes).unwrap();
+        for item in items {
+            let mid = item
+                .pointer("/message/mid")
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned();
+            assert!(seen.insert(mid), "{path:?} repeats a message");
+        }
+    }
+    assert_eq!(seen.len(), 3000);
+}

@@ -1,0 +1,6 @@
+//! Integration tests of the projector against the real NATS and Postgres.
+
+mod apply;
+mod failures;
+mod property;
+mod support;
