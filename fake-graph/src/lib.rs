@@ -741,11 +741,12 @@ impl Inner {
             ));
         }
         if token != p.token {
+            // Facebook echoes a malformed token in its message: callers must scrub it.
             return Err(fb_error(
                 400,
                 190,
                 None,
-                "Invalid OAuth access token - Cannot parse access token",
+                &format!("Malformed access token {token}"),
             ));
         }
         self.check_proof(req, &token)

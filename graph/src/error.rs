@@ -57,8 +57,12 @@ pub enum GraphError {
         retry_after: Option<Duration>,
     },
     /// Code 190: the token expired or was revoked; a person must reconnect the page.
-    #[error("access token is invalid or expired (code 190, subcode {subcode:?})")]
-    TokenInvalid { subcode: Option<i64> },
+    /// `message` is Facebook's text with the call's token scrubbed out.
+    #[error("access token is invalid or expired (code 190, subcode {subcode:?}): {message}")]
+    TokenInvalid {
+        subcode: Option<i64>,
+        message: String,
+    },
     /// Codes 10 and 200-299: the token lacks a permission, or Messenger's policy refused.
     #[error("permission denied by the Graph API (code {code}, subcode {subcode:?}): {message}")]
     Permission {
@@ -104,7 +108,7 @@ impl GraphError {
             .map(|f| scrub(&f.message, secret))
             .unwrap_or_default();
         match code {
-            Some(190) => Self::TokenInvalid { subcode },
+            Some(190) => Self::TokenInvalid { subcode, message },
             Some(c) if THROTTLE_CODES.contains(&c) => Self::Throttled {
                 status,
                 code,
@@ -177,7 +181,7 @@ mod tests {
         for sub in [None, Some(460), Some(463), Some(467), Some(492)] {
             assert!(matches!(
                 GraphError::classify(400, &body(190, sub), None, ""),
-                GraphError::TokenInvalid { subcode } if subcode == sub
+                GraphError::TokenInvalid { subcode, .. } if subcode == sub
             ));
         }
     }
@@ -219,7 +223,7 @@ mod tests {
         let b = br#"{"error":{"code":"190","error_subcode":"463","message":"x"}}"#;
         assert!(matches!(
             GraphError::classify(400, b, None, ""),
-            GraphError::TokenInvalid { subcode: Some(463) }
+            GraphError::TokenInvalid { subcode: Some(463), ref message } if message == "x"
         ));
     }
 

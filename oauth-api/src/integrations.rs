@@ -225,13 +225,10 @@ fn parse_token(raw: String) -> Result<AccessToken, ApiError> {
 /// Facebook refusing the token is 422 with its message; Facebook away is 502.
 fn rejected(e: GraphError) -> ApiError {
     match e {
-        GraphError::TokenInvalid { subcode } => ApiError::Facebook(format!(
-            "Facebook rejected the access token (code 190, subcode {}): it is invalid, expired or revoked",
-            subcode.map_or("none".to_owned(), |s| s.to_string())
-        )),
-        GraphError::Permission { message, .. } | GraphError::Api { message, .. } => {
-            ApiError::Facebook(message)
-        }
+        // The graph client scrubs the submitted token out of Facebook's text.
+        GraphError::TokenInvalid { message, .. }
+        | GraphError::Permission { message, .. }
+        | GraphError::Api { message, .. } => ApiError::Facebook(message),
         other => ApiError::FacebookUnavailable(format!("Facebook did not answer: {other}")),
     }
 }

@@ -79,7 +79,7 @@ impl PagePoller {
                 stored: t.stored,
                 duplicates: t.duplicates,
             },
-            Err(PollError::Graph(GraphError::TokenInvalid { subcode })) => {
+            Err(PollError::Graph(GraphError::TokenInvalid { subcode, .. })) => {
                 tracing::warn!(page_id = %page, ?subcode, "page token rejected (code 190); integration needs re-authentication");
                 let reason = format!("Graph API code 190 (subcode {subcode:?})");
                 if let Err(e) = store::mark_needs_reauth(&self.pool, page, &reason).await {

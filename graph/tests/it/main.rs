@@ -152,7 +152,10 @@ async fn code_190_fails_at_once_without_retries() {
         .unwrap_err();
     assert!(matches!(
         err,
-        GraphError::TokenInvalid { subcode: Some(460) }
+        GraphError::TokenInvalid {
+            subcode: Some(460),
+            ..
+        }
     ));
     assert_eq!(fake.requests().len(), 1);
 }
