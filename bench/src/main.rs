@@ -10,6 +10,10 @@ mod load;
 
 use clap::{Parser, Subcommand};
 
+// The same allocator as ingest, so the floor comparison stays fair.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "pagesync-bench")]
 struct Cli {

@@ -1,6 +1,10 @@
 use anyhow::Context;
 use pagesync_ingest::{App, Config};
 
+// glibc malloc's arena locks showed up in profiles of the webhook path under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config: Config = pagesync_runtime::config::load_or_exit("ingest");
