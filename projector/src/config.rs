@@ -36,7 +36,7 @@ pub struct Config {
     #[arg(long, env = "PROJECTOR_MAX_ACK_PENDING", default_value_t = 4000)]
     pub projector_max_ack_pending: i64,
     /// How long JetStream waits for an acknowledgement before redelivering.
-    #[arg(long, env = "PROJECTOR_ACK_WAIT", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "PROJECTOR_ACK_WAIT", default_value = "30s", value_parser = parse_duration)]
     pub projector_ack_wait: Duration,
     /// How often page ownership is compared with where the files are, to move them.
     #[arg(long, env = "PROJECTOR_OWNER_CHECK_INTERVAL", default_value = "5s", value_parser = parse_duration)]

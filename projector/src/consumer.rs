@@ -171,15 +171,20 @@ impl Worker {
 
     /// Whatever is available now, or else the first message to arrive within the expiry.
     async fn next_batch(&self, shutdown: &CancellationToken) -> Result<Vec<Message>, String> {
-        let mut out = collect(
-            self.consumer
-                .fetch()
-                .max_messages(self.settings.batch_size)
-                .messages()
-                .await
-                .map_err(|e| e.to_string())?,
-        )
-        .await?;
+        // `expires` bounds a no-wait fetch too: without it a request the server
+        // leaves open (it does, when fewer messages than asked are deliverable) waits forever.
+        let fetch = self
+            .consumer
+            .fetch()
+            .max_messages(self.settings.batch_size)
+            .expires(self.settings.fetch_expiry)
+            .messages()
+            .await
+            .map_err(|e| e.to_string())?;
+        let limit = self.settings.fetch_expiry * 2 + Duration::from_secs(5);
+        let mut out = tokio::time::timeout(limit, collect(fetch))
+            .await
+            .map_err(|_| "fetch did not end in time".to_owned())??;
         if out.is_empty() {
             let wait = self
                 .consumer

@@ -171,6 +171,8 @@ fn spawn_projector(p: &TestProjector, args: &[&str]) -> Child {
         .args(args)
         .envs(p.env())
         .env("PROJECTOR_BATCH_SIZE", "50")
+        // Messages delivered to the killed process come back after the ack wait.
+        .env("PROJECTOR_ACK_WAIT", "2s")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

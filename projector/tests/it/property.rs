@@ -36,9 +36,9 @@ fn build(kind: u8, page: u8, psid: u8, ts: i64, v: u8) -> Event {
             at,
             &format!("r{v}"),
         ),
-        3 => status(&page, &psid, v % 2 == 0, at),
+        3 => status(&page, &psid, v.is_multiple_of(2), at),
         4 => {
-            let (ty, key) = if v % 2 == 0 {
+            let (ty, key) = if v.is_multiple_of(2) {
                 (EventType::Delivery, "delivery")
             } else {
                 (EventType::Read, "read")
@@ -63,7 +63,7 @@ fn build(kind: u8, page: u8, psid: u8, ts: i64, v: u8) -> Event {
             json!({"id": page, "name": format!("n{ts}"), "about": "a"}),
         ),
         6 => {
-            let field = if v % 2 == 0 { "name" } else { "about" };
+            let field = if v.is_multiple_of(2) { "name" } else { "about" };
             event(
                 EventType::PageChange,
                 Source::Ingest,
@@ -117,7 +117,7 @@ async fn project_shuffled_in_chunks(events: &[Event]) -> TestProjector {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 8, max_shrink_iters: 64, ..ProptestConfig::default() })]
 
     #[test]
     fn shuffled_and_duplicated_events_give_identical_files_and_rows((ordered, shuffled) in events()) {

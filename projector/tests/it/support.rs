@@ -21,6 +21,10 @@ pub struct TestProjector {
 
 impl TestProjector {
     pub async fn new() -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let nats = TestNats::new().await;
         nats.ensure_stream().await;
         Self {

@@ -1,0 +1,116 @@
+//! Benchmark (issue 3): drain 50,000 pre-published events across 10 pages and
+//! 1,000 conversations and report events/s and the time until the last file is written.
+//!
+//! `cargo run --release -p pagesync-projector --example drain_bench [events] [batch size]`
+//! against the NATS and Postgres at `NATS_URL` / `DATABASE_URL` (own stream and database).
+
+use std::time::Instant;
+
+use pagesync_projector::{App, Config};
+use pagesync_runtime::CancellationToken;
+use pagesync_schema::{Event, EventId, EventType, PageId, Psid, Publisher, Source};
+use pagesync_testkit::{TestDb, TestNats};
+use serde_json::json;
+
+const T: i64 = 1_700_000_000_000;
+
+fn event(i: usize) -> Event {
+    let page = format!("{}", 1_000_000 + i % 10);
+    let psid = format!("{}", 2_000_000 + (i / 10) % 100);
+    let ts = T + i as i64;
+    let (ty, id, data) = match i % 20 {
+        0 => (
+            EventType::Delivery,
+            format!("delivery:{page}:{psid}:{ts}"),
+            json!({"sender": {"id": psid}, "recipient": {"id": page}, "delivery": {"watermark": ts}}),
+        ),
+        1 => (
+            EventType::Read,
+            format!("read:{page}:{psid}:{ts}"),
+            json!({"sender": {"id": psid}, "recipient": {"id": page}, "read": {"watermark": ts}}),
+        ),
+        2 | 3 => (
+            EventType::MessageEcho,
+            format!("m_{i}"),
+            json!({"sender": {"id": page}, "recipient": {"id": psid}, "timestamp": ts,
+                   "message": {"mid": format!("m_{i}"), "text": "Thanks, we are on it", "is_echo": true}}),
+        ),
+        _ => (
+            EventType::Message,
+            format!("m_{i}"),
+            json!({"sender": {"id": psid}, "recipient": {"id": page}, "timestamp": ts,
+                   "message": {"mid": format!("m_{i}"), "text": format!("Hello, message {i}")}}),
+        ),
+    };
+    Event {
+        id: EventId::parse(id).unwrap(),
+        event_type: ty,
+        source: Source::Ingest,
+        page_id: Some(PageId::parse(page).unwrap()),
+        psid: Some(Psid::parse(psid).unwrap()),
+        time: chrono::DateTime::from_timestamp_millis(ts).unwrap(),
+        received_at: chrono::DateTime::from_timestamp_millis(ts).unwrap(),
+        data: serde_json::value::to_raw_value(&data).unwrap(),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let total: usize = args
+        .next()
+        .map_or(50_000, |a| a.parse().expect("event count"));
+    let batch: u32 = args.next().map_or(1000, |a| a.parse().expect("batch size"));
+    let nats = TestNats::new().await;
+    nats.ensure_stream().await;
+    let db = TestDb::new().await;
+    let dir = pagesync_testkit::temp_dir();
+
+    let events: Vec<Event> = (0..total).map(event).collect();
+    let publisher = Publisher::new(nats.js.clone(), nats.prefix.clone());
+    for chunk in events.chunks(5000) {
+        publisher.publish_all(chunk, None).await.expect("publish");
+    }
+    eprintln!("published {total} events");
+
+    let mut config: Config =
+        pagesync_runtime::config::parse_from::<Config, _, _>(["projector"]).unwrap();
+    config.nats = nats.config();
+    config.database = db.config();
+    config.data_dir = dir.path().to_owned();
+    config.projector_addr = "127.0.0.1:0".parse().unwrap();
+    config.projector_batch_size = batch;
+    config.projector_max_ack_pending = i64::from(batch) * 4;
+    let app = App::build(config).await.expect("projector builds");
+
+    let started = Instant::now();
+    let report = app.drain(CancellationToken::new()).await.expect("drain");
+    let took = started.elapsed();
+
+    let files = walk(dir.path());
+    println!(
+        "projector drain: {} events in {:.2} s = {:.0} events/s (batch size {batch}, {} batches, {} files, time to last file {:.2} s)",
+        report.messages,
+        took.as_secs_f64(),
+        report.messages as f64 / took.as_secs_f64(),
+        report.batches,
+        files,
+        took.as_secs_f64(),
+    );
+}
+
+fn walk(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        walk(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
