@@ -3,4 +3,5 @@
 mod apply;
 mod failures;
 mod property;
+mod rebuild;
 mod support;

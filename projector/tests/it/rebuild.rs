@@ -1,0 +1,50 @@
+use pagesync_projector::App;
+use pagesync_schema::Source;
+
+use crate::support::{TestProjector, echo, message, status, tree};
+
+const T: i64 = 1_700_000_000_000;
+
+#[tokio::test]
+async fn rebuild_replays_the_stream_into_the_same_rows_and_files_and_the_consumer_goes_on_after_it()
+{
+    // Arrange: a projection with messages, a status and a dead letter.
+    let p = TestProjector::new().await;
+    p.publish(&[
+        message(Source::Ingest, "101", "u1", "m1", T, "one"),
+        echo("101", "u1", "m2", T + 1, "two"),
+        status("101", "u1", false, T + 2),
+        message(Source::Poller, "102", "u2", "m3", T + 3, "three"),
+    ])
+    .await;
+    p.publish_raw("_.message", b"not an envelope".to_vec())
+        .await;
+    p.drain().await;
+    let (rows_before, files_before) = (p.rows().await, tree(p.data_dir()));
+    std::fs::write(
+        p.data_dir().join("facebook/101/conversations/stale.json"),
+        b"[]",
+    )
+    .unwrap();
+
+    // Act
+    let report = App::build(p.config())
+        .await
+        .unwrap()
+        .rebuild()
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(report.events, 5);
+    assert_eq!(p.rows().await, rows_before);
+    assert_eq!(tree(p.data_dir()), files_before);
+    p.publish(&[message(Source::Ingest, "101", "u1", "m4", T + 4, "four")])
+        .await;
+    let after = p.drain().await;
+    assert_eq!(
+        after.messages, 1,
+        "only the new event is delivered after a rebuild"
+    );
+    assert_eq!(p.conversation_file("101", "u1").unwrap().len(), 3);
+}
