@@ -17,7 +17,7 @@ use crate::store::{self, Connection};
 use crate::subscribe::ensure_subscribed;
 
 /// The callback's answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConnectAnswer {
     pub user_uuid: Uuid,
     pub pages: PageList,
@@ -25,7 +25,7 @@ pub struct ConnectAnswer {
     pub polling_test: Vec<TestEntry>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PageList {
     /// The pages as `/me/accounts` listed them, without their tokens.
     pub data: Vec<Value>,

@@ -5,9 +5,20 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::state_token::StateError;
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// A stable code, such as `not_found` or `invalid_state`.
+    pub error: String,
+    /// Text for a person.
+    pub message: String,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -98,7 +109,10 @@ impl IntoResponse for ApiError {
             // The only place an internal cause is logged; the answer stays opaque.
             tracing::error!(error = format!("{e:#}"), "request failed");
         }
-        let body = serde_json::json!({"error": self.code(), "message": self.to_string()});
+        let body = ErrorBody {
+            error: self.code().to_owned(),
+            message: self.to_string(),
+        };
         (self.status(), Json(body)).into_response()
     }
 }

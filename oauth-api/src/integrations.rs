@@ -13,20 +13,30 @@ use axum::response::{IntoResponse, Response};
 use pagesync_graph::{AccessToken, GraphError};
 use pagesync_schema::PageId;
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::error::{ApiError, ApiJson};
+use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::store::{self, Caller, Connection, IntegrationView};
+
+// Descriptions of the error answers every route shares.
+const UNAUTHORIZED: &str = "no session cookie and no valid operator token";
+const NOT_FOUND: &str = "no such integration visible to the caller";
+const CSRF: &str = "CSRF check failed (cookie without a JSON content type or X-Requested-With)";
 
 /// Longest page token accepted (Facebook's are a few hundred characters).
 const MAX_TOKEN_LEN: usize = 4096;
 
 /// Body of `PUT`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutIntegration {
+    /// A page access token; stored encrypted, never shown again.
+    #[schema(write_only)]
     pub access_token: String,
+    /// Whether the poller polls the page.
     #[serde(default = "yes")]
+    #[schema(default = true)]
     pub active: bool,
 }
 
@@ -35,13 +45,14 @@ fn yes() -> bool {
 }
 
 /// Body of `PATCH`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchIntegration {
+    /// Whether the poller polls the page.
     pub active: bool,
 }
 
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, ToSchema)]
 pub struct IntegrationList {
     pub data: Vec<IntegrationView>,
 }
@@ -68,12 +79,30 @@ pub async fn csrf_guard(req: Request, next: Next) -> Result<Response, ApiError> 
     }
 }
 
-fn page_id(path: Result<Path<String>, PathRejection>) -> Result<PageId, ApiError> {
-    let Path(raw) = path.map_err(|_| ApiError::NotFound)?;
-    PageId::parse(raw).map_err(|e| ApiError::bad_request("invalid_page_id", e.to_string()))
+/// The `{page_id}` of the path.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct PagePath {
+    /// Facebook's page id.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    page_id: String,
 }
 
-/// `GET /api/integrations/facebook`
+fn page_id(path: Result<Path<PagePath>, PathRejection>) -> Result<PageId, ApiError> {
+    let Path(PagePath { page_id }) = path.map_err(|_| ApiError::NotFound)?;
+    PageId::parse(page_id).map_err(|e| ApiError::bad_request("invalid_page_id", e.to_string()))
+}
+
+/// List the caller's integrations (operators: all).
+#[utoipa::path(
+    get,
+    path = "/api/integrations/facebook",
+    security(("session" = []), ("operator" = [])),
+    responses(
+        (status = 200, description = "the integrations", body = IntegrationList),
+        (status = 401, description = UNAUTHORIZED, body = ErrorBody),
+    )
+)]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -83,11 +112,23 @@ pub async fn list(
     Ok(Json(IntegrationList { data }))
 }
 
-/// `GET /api/integrations/facebook/{page_id}`
+/// One integration.
+#[utoipa::path(
+    get,
+    path = "/api/integrations/facebook/{page_id}",
+    params(PagePath),
+    security(("session" = []), ("operator" = [])),
+    responses(
+        (status = 200, description = "the integration", body = IntegrationView),
+        (status = 400, description = "malformed page id", body = ErrorBody),
+        (status = 401, description = UNAUTHORIZED, body = ErrorBody),
+        (status = 404, description = NOT_FOUND, body = ErrorBody),
+    )
+)]
 pub async fn get_one(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    path: Result<Path<String>, PathRejection>,
+    path: Result<Path<PagePath>, PathRejection>,
 ) -> Result<Json<IntegrationView>, ApiError> {
     let page = page_id(path)?;
     view(&state, caller, &page).await.map(Json)
@@ -106,12 +147,30 @@ async fn view(
         .ok_or(ApiError::NotFound)
 }
 
-/// `PUT /api/integrations/facebook/{page_id}`: checks the token against the Graph
-/// API, subscribes the page, then stores the token encrypted.
+/// Connect a page with a page access token: checked against the Graph API, the
+/// page subscribed, then the token stored encrypted.
+#[utoipa::path(
+    put,
+    path = "/api/integrations/facebook/{page_id}",
+    params(PagePath),
+    request_body = PutIntegration,
+    security(("session" = []), ("operator" = [])),
+    responses(
+        (status = 200, description = "replaced", body = IntegrationView),
+        (status = 201, description = "created", body = IntegrationView),
+        (status = 400, description = "malformed JSON or page id", body = ErrorBody),
+        (status = 401, description = UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = CSRF, body = ErrorBody),
+        (status = 404, description = NOT_FOUND, body = ErrorBody),
+        (status = 415, description = "not JSON", body = ErrorBody),
+        (status = 422, description = "wrong fields, or Facebook rejected the token (its message)", body = ErrorBody),
+        (status = 502, description = "Facebook did not answer", body = ErrorBody),
+    )
+)]
 pub async fn put(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    path: Result<Path<String>, PathRejection>,
+    path: Result<Path<PagePath>, PathRejection>,
     ApiJson(body): ApiJson<PutIntegration>,
 ) -> Result<Response, ApiError> {
     let page = page_id(path)?;
@@ -176,11 +235,27 @@ pub async fn put(
     Ok((status, Json(view(&state, caller, &page).await?)).into_response())
 }
 
-/// `PATCH /api/integrations/facebook/{page_id}` `{"active"}`
+/// Activate or deactivate polling of a page.
+#[utoipa::path(
+    patch,
+    path = "/api/integrations/facebook/{page_id}",
+    params(PagePath),
+    request_body = PatchIntegration,
+    security(("session" = []), ("operator" = [])),
+    responses(
+        (status = 200, description = "updated", body = IntegrationView),
+        (status = 400, description = "malformed JSON or page id", body = ErrorBody),
+        (status = 401, description = UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = CSRF, body = ErrorBody),
+        (status = 404, description = NOT_FOUND, body = ErrorBody),
+        (status = 415, description = "not JSON", body = ErrorBody),
+        (status = 422, description = "wrong fields", body = ErrorBody),
+    )
+)]
 pub async fn patch(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    path: Result<Path<String>, PathRejection>,
+    path: Result<Path<PagePath>, PathRejection>,
     ApiJson(body): ApiJson<PatchIntegration>,
 ) -> Result<Json<IntegrationView>, ApiError> {
     let page = page_id(path)?;
@@ -193,12 +268,24 @@ pub async fn patch(
     view(&state, caller, &page).await.map(Json)
 }
 
-/// `DELETE /api/integrations/facebook/{page_id}`: the token goes, polling stops,
-/// the page's history stays.
+/// Remove the token and stop polling; the page's history stays.
+#[utoipa::path(
+    delete,
+    path = "/api/integrations/facebook/{page_id}",
+    params(PagePath),
+    security(("session" = []), ("operator" = [])),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 400, description = "malformed page id", body = ErrorBody),
+        (status = 401, description = UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = CSRF, body = ErrorBody),
+        (status = 404, description = NOT_FOUND, body = ErrorBody),
+    )
+)]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    path: Result<Path<String>, PathRejection>,
+    path: Result<Path<PagePath>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let page = page_id(path)?;
     let conn = state.pool.get().await?;

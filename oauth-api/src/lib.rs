@@ -20,8 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::routing::{get, put};
+use axum::{Extension, Router};
 use deadpool_postgres::Pool;
 use pagesync_crypto::TokenCipher;
 use pagesync_graph::{GraphClient, GraphConfig, RetryPolicy};
@@ -34,6 +33,9 @@ use pagesync_schema::Publisher;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use config::{Command, Config};
 use state_token::StateSigner;
@@ -202,23 +204,32 @@ fn graph_config(config: &Config) -> GraphConfig {
     g
 }
 
-fn router(state: Arc<AppState>, ready: ReadyCheck) -> Router {
-    let api = Router::new()
-        .route("/api/integrations/facebook", get(integrations::list))
-        .route(
-            "/api/integrations/facebook/{page_id}",
-            put(integrations::put)
-                .patch(integrations::patch)
-                .delete(integrations::delete)
-                .get(integrations::get_one),
-        )
+/// The service's routes and, from the same declarations, their OpenAPI document
+/// (without the operational endpoints, which [`router`] adds).
+pub fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
+    let api = OpenApiRouter::new()
+        .routes(routes!(integrations::list))
+        .routes(routes!(
+            integrations::get_one,
+            integrations::put,
+            integrations::patch,
+            integrations::delete
+        ))
         .layer(axum::middleware::from_fn(integrations::csrf_guard));
-    Router::new()
-        .route("/facebook/login", get(login::login))
-        .route("/facebook/callback", get(login::callback))
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(login::login))
+        .routes(routes!(login::callback))
         .merge(api)
+        .routes(routes!(openapi::document))
+        .split_for_parts()
+}
+
+fn router(state: Arc<AppState>, ready: ReadyCheck) -> Router {
+    let (routes, mut doc) = routes();
+    openapi::add_ops_paths(&mut doc);
+    routes
         .with_state(state)
-        .route("/openapi.json", get(openapi::document))
+        .layer(Extension(Arc::new(doc)))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .merge(pagesync_runtime::ops::router(ready))

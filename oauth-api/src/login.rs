@@ -10,11 +10,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::connect::{self, ConnectAnswer};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::session;
 use crate::state_token::StateError;
 use crate::store;
@@ -25,6 +26,17 @@ pub const SCOPE: &str =
 
 /// Creates a session (and a user) when the browser has none, then redirects to
 /// Facebook's login dialog with a signed state.
+#[utoipa::path(
+    get,
+    path = "/facebook/login",
+    responses(
+        (status = 307, description = "redirect to FACEBOOK_DIALOG_URL with client_id, redirect_uri, response_type=code, scope and a signed state",
+            headers(
+                ("location" = String, description = "the login dialog"),
+                ("set-cookie" = String, description = "session_id, when the browser had no session"),
+            )),
+    )
+)]
 pub async fn login(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -71,16 +83,33 @@ async fn new_session(state: &AppState) -> Result<(Uuid, HeaderValue), ApiError> 
 }
 
 /// What Facebook sends back to the redirect URI.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
+    /// The login code, exchanged for a user token.
     code: Option<String>,
+    /// `<unix_ts>:<nonce>:<user_uuid>:<base64url HMAC-SHA256 without padding>`, as issued
+    /// by `/facebook/login`.
+    #[param(required = true)]
     state: Option<String>,
+    /// Set by Facebook when the person cancelled or the login failed.
     error: Option<String>,
     error_description: Option<String>,
 }
 
 /// Checks the state, then connects every page of the user and answers with the
 /// pages and the self-test results.
+#[utoipa::path(
+    get,
+    path = "/facebook/callback",
+    params(CallbackQuery),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "the pages (without tokens) and the self-test results", body = ConnectAnswer),
+        (status = 400, description = "state tampered, expired, replayed or of another session; missing code; Facebook refused the code or the login", body = ErrorBody),
+        (status = 502, description = "Facebook did not answer", body = ErrorBody),
+    )
+)]
 pub async fn callback(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,

@@ -22,15 +22,17 @@ use crate::connect::PageSetup;
 pub const TEST_PSID: &str = "test_user_id";
 
 /// One line of `webhook_test` or `polling_test`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TestEntry {
     pub page_id: String,
+    /// `metadata` or `messages` (webhook test); `metadata` or `conversations` (polling test).
     #[serde(rename = "type")]
+    #[schema(value_type = String, pattern = "^(metadata|messages|conversations)$")]
     pub kind: &'static str,
     pub result: TestResult,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum TestResult {
     Success,

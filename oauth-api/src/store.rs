@@ -167,15 +167,21 @@ pub async fn record_subscription(
 }
 
 /// An integration as the API shows it: never a token.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Integration)]
 pub struct IntegrationView {
     pub page_id: String,
+    /// The page's name as Facebook gave it at connect time.
+    #[schema(required = true)]
     pub name: Option<String>,
     pub active: bool,
     /// `active`, `inactive` or `needs_reauth`.
+    #[schema(pattern = "^(active|inactive|needs_reauth)$")]
     pub status: String,
     pub updated_at: DateTime<Utc>,
+    #[schema(required = true)]
     pub last_webhook_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     pub last_poll_at: Option<DateTime<Utc>>,
     pub webhook_url: String,
 }
