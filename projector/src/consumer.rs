@@ -140,10 +140,12 @@ impl Worker {
             .await
             .map_err(|e| e.to_string())?;
         let conn = self.applier.pool().get().await.map_err(|e| e.to_string())?;
+        let applied = started.elapsed();
         self.files
             .write(&conn, &outcome.pages, &outcome.conversations)
             .await
             .map_err(|e| e.to_string())?;
+        let written = started.elapsed();
         let acks = messages.iter().enumerate().map(|(i, m)| {
             let kind = if outcome.poison.contains(&i) {
                 AckKind::Term
@@ -165,6 +167,13 @@ impl Worker {
         {
             metrics::lag(pending);
         }
+        tracing::debug!(
+            messages = messages.len(),
+            apply_ms = applied.as_millis() as u64,
+            files_ms = (written - applied).as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "batch done"
+        );
         metrics::record(&outcome, &self.stream_name, started.elapsed());
         Ok(outcome)
     }
