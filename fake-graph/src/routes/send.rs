@@ -1,0 +1,92 @@
+//! The Send API, `POST /{page}/messages`, with the 24-hour window and the
+//! `HUMAN_AGENT` tag's seven days.
+
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use super::fb_error;
+use crate::model::Inner;
+use crate::server::Req;
+use crate::{FakeMessage, SentMessage};
+
+impl Inner {
+    pub(crate) fn send(&mut self, req: &Req, page: &str) -> Response {
+        if let Err(r) = self.auth_page(req, page) {
+            return r;
+        }
+        let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
+            return fb_error(400, 100, None, "(#100) Invalid JSON body");
+        };
+        let psid = body["recipient"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let text = body["message"]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let messaging_type = body["messaging_type"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let tag = body["tag"].as_str().map(str::to_owned);
+        let now = Utc::now();
+        let Some(conv) = self.pages[page]
+            .conversations
+            .iter()
+            .find(|c| c.psid == psid)
+        else {
+            return fb_error(400, 100, Some(2018001), "(#100) No matching user found");
+        };
+        let last_customer = conv
+            .messages
+            .iter()
+            .filter(|m| !m.from_page)
+            .map(|m| m.created)
+            .max();
+        let age = last_customer.map(|t| now - t);
+        let within = |h: i64| age.is_some_and(|a| a <= chrono::Duration::hours(h));
+        let allowed = match (messaging_type.as_str(), tag.as_deref()) {
+            ("RESPONSE" | "UPDATE", _) => within(24),
+            ("MESSAGE_TAG", Some("HUMAN_AGENT")) => within(24 * 7),
+            ("MESSAGE_TAG", Some(_)) => {
+                return fb_error(
+                    400,
+                    100,
+                    None,
+                    "(#100) This message tag is no longer supported",
+                );
+            }
+            _ => return fb_error(400, 100, None, "(#100) messaging_type is required"),
+        };
+        if !allowed {
+            return fb_error(
+                400,
+                10,
+                Some(2018278),
+                "(#10) This message is sent outside of allowed window.",
+            );
+        }
+        let mid = format!("m_sent_{}", self.next_id);
+        self.next_id += 1;
+        let conv = self
+            .pages
+            .get_mut(page)
+            .expect("checked")
+            .conversations
+            .iter_mut()
+            .find(|c| c.psid == psid)
+            .expect("checked");
+        conv.messages.push(FakeMessage::page(&mid, &text, now));
+        self.sent.push(SentMessage {
+            page_id: page.into(),
+            psid: psid.clone(),
+            text,
+            messaging_type,
+            tag,
+            message_id: mid.clone(),
+        });
+        axum::Json(json!({"recipient_id": psid, "message_id": mid})).into_response()
+    }
+}
