@@ -60,11 +60,8 @@ pub enum BuildError {
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] pagesync_runtime::BindError),
 }
 
 /// What every handler shares.
@@ -138,10 +135,7 @@ impl App {
             self_test_timeout: config.self_test_timeout,
         });
         let router = router(state, ready_check(nats.client.clone(), pool));
-        let addr = config.oauth_api_addr;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| BuildError::Bind { addr, source })?;
+        let listener = pagesync_runtime::bind(config.oauth_api_addr).await?;
         Ok(Self { listener, router })
     }
 

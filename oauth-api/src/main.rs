@@ -3,13 +3,7 @@ use pagesync_oauth_api::{App, Command, Config};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config: Config = match pagesync_runtime::config::load() {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("oauth-api: {e}");
-            std::process::exit(2);
-        }
-    };
+    let config: Config = pagesync_runtime::config::load_or_exit("oauth-api");
     let _telemetry = pagesync_runtime::telemetry::init("oauth-api", &config.telemetry)?;
     if config.command == Some(Command::ReencryptTokens) {
         let pool = pagesync_runtime::connect::postgres(&config.database)

@@ -32,12 +32,8 @@ pub enum BuildError {
     Connect(#[from] ConnectError),
     #[error("invalid GRAPH_API_BASE: {0}")]
     Graph(#[from] pagesync_graph::GraphError),
-    #[error("cannot bind POLLER_ADDR {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] pagesync_runtime::BindError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,12 +89,7 @@ impl App {
         let nats = connect::nats(&config.nats, "pagesync-poller", ACK_TIMEOUT).await?;
         let pool = connect::postgres(&config.database).await?;
         let graph = GraphClient::new(graph_config(&config))?;
-        let listener = tokio::net::TcpListener::bind(config.addr)
-            .await
-            .map_err(|source| BuildError::Bind {
-                addr: config.addr,
-                source,
-            })?;
+        let listener = pagesync_runtime::bind(config.addr).await?;
         let poller = PagePoller {
             graph,
             publisher: Publisher::new(nats.js.clone(), config.nats.nats_subject_prefix.clone()),

@@ -5,13 +5,7 @@ use pagesync_poller::{App, Config};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
-    let config: Config = match pagesync_runtime::config::load() {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("poller: {e}");
-            std::process::exit(2);
-        }
-    };
+    let config: Config = pagesync_runtime::config::load_or_exit("poller");
     let _telemetry = pagesync_runtime::telemetry::init("poller", &config.telemetry)?;
     let (once, page) = (config.once, config.page.clone());
     let app = App::build(config).await.context("starting poller")?;
