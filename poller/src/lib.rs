@@ -121,38 +121,7 @@ impl App {
 
     /// One cycle over every pollable integration (or only `page`), `POLL_CONCURRENCY` at a time.
     pub async fn run_cycle(&self, page: Option<&PageId>) -> Result<CycleReport, RunError> {
-        let integrations = store::pollable(&self.poller.pool, page).await?;
-        let mut report = CycleReport::default();
-        if let Some(p) = page
-            && integrations.is_empty()
-        {
-            tracing::error!(page_id = %p, "page is not an active integration (missing, inactive or needs_reauth)");
-            report.pages.push((
-                p.clone(),
-                PageOutcome::Failed("not an active integration".into()),
-            ));
-            return Ok(report);
-        }
-        let started = std::time::Instant::now();
-        let poller = self.poller.clone();
-        report.pages = futures::stream::iter(integrations)
-            .map(|i| {
-                let poller = poller.clone();
-                async move {
-                    let outcome = poller.poll_page(&i).await;
-                    (i.page_id, outcome)
-                }
-            })
-            .buffer_unordered(usize::from(self.config.poll_concurrency))
-            .collect()
-            .await;
-        tracing::info!(
-            pages = report.pages.len(),
-            failed = report.pages.iter().filter(|(_, o)| !o.is_success()).count(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "poll cycle finished"
-        );
-        Ok(report)
+        cycle(&self.poller, self.config.poll_concurrency, page).await
     }
 
     /// The daemon: serves the ops endpoints, runs a first cycle after a random delay
@@ -160,15 +129,15 @@ impl App {
     /// A cycle in progress at shutdown is abandoned between calls: its checkpoints
     /// were not advanced, so the next start reads those pages again.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), RunError> {
-        let listener = self.listener;
-        let router =
-            pagesync_runtime::ops::router(ready_check(self.nats.clone(), self.poller.pool.clone()));
+        let Self {
+            config,
+            poller,
+            nats,
+            listener,
+        } = self;
+        let router = pagesync_runtime::ops::router(ready_check(nats, poller.pool.clone()));
         let server = tokio::spawn(pagesync_runtime::serve(listener, router, shutdown.clone()));
-        let app = CycleRunner {
-            config: self.config,
-            poller: self.poller,
-        };
-        let jitter = app.config.poll_start_jitter;
+        let jitter = config.poll_start_jitter;
         let mut delay = if jitter.is_zero() {
             Duration::ZERO
         } else {
@@ -181,37 +150,57 @@ impl App {
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                r = app.cycle() => {
+                r = cycle(&poller, config.poll_concurrency, None) => {
                     if let Err(e) = r {
                         tracing::error!(error = %e, "poll cycle could not run");
                     }
                 }
             }
-            delay = app.config.poll_interval;
+            delay = config.poll_interval;
         }
         server.await.map_err(std::io::Error::other)??;
         Ok(())
     }
 }
 
-struct CycleRunner {
-    config: Config,
-    poller: Arc<PagePoller>,
-}
-
-impl CycleRunner {
-    async fn cycle(&self) -> Result<(), RunError> {
-        let integrations = store::pollable(&self.poller.pool, None).await?;
-        futures::stream::iter(integrations)
-            .map(|i| {
-                let poller = self.poller.clone();
-                async move { poller.poll_page(&i).await }
-            })
-            .buffer_unordered(usize::from(self.config.poll_concurrency))
-            .collect::<Vec<_>>()
-            .await;
-        Ok(())
+/// Polls every pollable integration (or only `page`), `concurrency` pages at a time:
+/// the one path for `--once` and the daemon.
+async fn cycle(
+    poller: &Arc<PagePoller>,
+    concurrency: u16,
+    page: Option<&PageId>,
+) -> Result<CycleReport, RunError> {
+    let integrations = store::pollable(&poller.pool, page).await?;
+    let mut report = CycleReport::default();
+    if let Some(p) = page
+        && integrations.is_empty()
+    {
+        tracing::error!(page_id = %p, "page is not an active integration (missing, inactive or needs_reauth)");
+        report.pages.push((
+            p.clone(),
+            PageOutcome::Failed("not an active integration".into()),
+        ));
+        return Ok(report);
     }
+    let started = std::time::Instant::now();
+    report.pages = futures::stream::iter(integrations)
+        .map(|i| {
+            let poller = poller.clone();
+            async move {
+                let outcome = poller.poll_page(&i).await;
+                (i.page_id, outcome)
+            }
+        })
+        .buffer_unordered(usize::from(concurrency))
+        .collect()
+        .await;
+    tracing::info!(
+        pages = report.pages.len(),
+        failed = report.pages.iter().filter(|(_, o)| !o.is_success()).count(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "poll cycle finished"
+    );
+    Ok(report)
 }
 
 fn graph_config(config: &Config) -> GraphConfig {
