@@ -2,6 +2,7 @@
 //! 1,000 conversations and report events/s and the time until the last file is written.
 //!
 //! `cargo run --release -p pagesync-projector --example drain_bench [events] [batch size]`
+//! (batch size defaults to `PROJECTOR_BATCH_SIZE`'s default)
 //! against the NATS and Postgres at `NATS_URL` / `DATABASE_URL` (own stream and database).
 
 use std::time::Instant;
@@ -64,7 +65,7 @@ async fn main() {
     let total: usize = args
         .next()
         .map_or(50_000, |a| a.parse().expect("event count"));
-    let batch: u32 = args.next().map_or(1000, |a| a.parse().expect("batch size"));
+    let batch: Option<u32> = args.next().map(|a| a.parse().expect("batch size"));
     let nats = TestNats::new().await;
     nats.ensure_stream().await;
     let db = TestDb::new().await;
@@ -83,8 +84,11 @@ async fn main() {
     config.database = db.config();
     config.data_dir = dir.path().to_owned();
     config.projector_addr = "127.0.0.1:0".parse().unwrap();
-    config.projector_batch_size = batch;
-    config.projector_max_ack_pending = i64::from(batch) * 4;
+    if let Some(batch) = batch {
+        config.projector_batch_size = batch;
+        config.projector_max_ack_pending = i64::from(batch) * 4;
+    }
+    let batch = config.projector_batch_size;
     let app = App::build(config).await.expect("projector builds");
 
     let started = Instant::now();

@@ -27,13 +27,13 @@ pub struct Config {
     #[arg(long, env = "PROJECTOR_CONSUMER", default_value = "projector", value_parser = parse_consumer)]
     pub projector_consumer: String,
     /// Largest number of events fetched and applied in one transaction.
-    #[arg(long, env = "PROJECTOR_BATCH_SIZE", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, env = "PROJECTOR_BATCH_SIZE", default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub projector_batch_size: u32,
     /// How long an idle fetch waits for the next event.
     #[arg(long, env = "PROJECTOR_FETCH_EXPIRY", default_value = "1s", value_parser = parse_duration)]
     pub projector_fetch_expiry: Duration,
     /// Most events delivered but not yet acknowledged (must be at least the batch size).
-    #[arg(long, env = "PROJECTOR_MAX_ACK_PENDING", default_value_t = 4000)]
+    #[arg(long, env = "PROJECTOR_MAX_ACK_PENDING", default_value_t = 20000)]
     pub projector_max_ack_pending: i64,
     /// How long JetStream waits for an acknowledgement before redelivering.
     #[arg(long, env = "PROJECTOR_ACK_WAIT", default_value = "30s", value_parser = parse_duration)]

@@ -95,7 +95,8 @@ impl Worker {
                 last_owner_check = Instant::now();
                 self.check_owners().await;
             }
-            let messages = match self.next_batch(&shutdown).await {
+            let fetch_started = Instant::now();
+            let messages = match self.next_batch(&shutdown, drain).await {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::warn!(error = %e, "fetch failed; retrying");
@@ -110,6 +111,11 @@ impl Worker {
                 }
                 continue;
             }
+            tracing::debug!(
+                messages = messages.len(),
+                fetch_ms = fetch_started.elapsed().as_millis() as u64,
+                "fetched"
+            );
             match self.process(&messages).await {
                 Ok(outcome) => {
                     failures = 0;
@@ -179,7 +185,11 @@ impl Worker {
     }
 
     /// Whatever is available now, or else the first message to arrive within the expiry.
-    async fn next_batch(&self, shutdown: &CancellationToken) -> Result<Vec<Message>, String> {
+    async fn next_batch(
+        &self,
+        shutdown: &CancellationToken,
+        drain: bool,
+    ) -> Result<Vec<Message>, String> {
         // `expires` bounds a no-wait fetch too: without it a request the server
         // leaves open (it does, when fewer messages than asked are deliverable) waits forever.
         let fetch = self
@@ -194,12 +204,21 @@ impl Worker {
         let mut out = tokio::time::timeout(limit, collect(fetch))
             .await
             .map_err(|_| "fetch did not end in time".to_owned())??;
+        // A drain that finds nothing pending ends without waiting for the expiry.
+        if out.is_empty() && drain && self.caught_up().await {
+            return Ok(out);
+        }
         if out.is_empty() {
             let wait = self
                 .consumer
                 .batch()
                 .max_messages(1)
-                .expires(self.settings.fetch_expiry)
+                // A drain only waits for acknowledgements still in flight to settle.
+                .expires(if drain {
+                    self.settings.fetch_expiry.min(Duration::from_millis(50))
+                } else {
+                    self.settings.fetch_expiry
+                })
                 .messages();
             let batch = tokio::select! {
                 b = wait => b.map_err(|e| e.to_string())?,

@@ -70,6 +70,7 @@ impl Files {
         if all_pages.is_empty() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let locations = locations(client, &all_pages).await?;
         let mut moved = BTreeSet::new();
         for (page, loc) in &locations {
@@ -97,7 +98,15 @@ impl Files {
             self.render_whole_page(client, page, owner_of(page), &mut out)
                 .await?;
         }
+        let rendered = started.elapsed();
+        let files = out.len();
         write_all(out).await?;
+        tracing::debug!(
+            files,
+            render_ms = rendered.as_millis() as u64,
+            write_ms = (started.elapsed() - rendered).as_millis() as u64,
+            "files written"
+        );
         let mut removed = Vec::new();
         for page in &moved {
             let old = self.page_dir(locations[page].files_owner, page);
@@ -406,27 +415,37 @@ pub fn render_page_metadata(
     Some(body.into_bytes())
 }
 
-async fn write_all(files: Vec<Rendered>) -> Result<(), FileError> {
-    if files.is_empty() {
-        return Ok(());
+async fn write_all(mut files: Vec<Rendered>) -> Result<(), FileError> {
+    // Writing is bound by file system calls; spread it over the cores.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let per = files.len().div_ceil(workers).max(64);
+    let mut tasks = Vec::new();
+    while !files.is_empty() {
+        let rest = files.split_off(per.min(files.len()));
+        let chunk = std::mem::replace(&mut files, rest);
+        tasks.push(tokio::task::spawn_blocking(move || write_chunk(chunk)));
     }
-    tokio::task::spawn_blocking(move || {
-        let mut made: BTreeSet<PathBuf> = BTreeSet::new();
-        for (path, bytes) in files {
-            if let Some(dir) = path.parent()
-                && !made.contains(dir)
-            {
-                std::fs::create_dir_all(dir).map_err(|source| FileError::Io {
-                    path: dir.to_owned(),
-                    source,
-                })?;
-                made.insert(dir.to_owned());
-            }
-            replace_atomically(&path, &bytes).map_err(|source| FileError::Io { path, source })?;
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
+}
+
+fn write_chunk(files: Vec<Rendered>) -> Result<(), FileError> {
+    let mut made: BTreeSet<PathBuf> = BTreeSet::new();
+    for (path, bytes) in files {
+        if let Some(dir) = path.parent()
+            && !made.contains(dir)
+        {
+            std::fs::create_dir_all(dir).map_err(|source| FileError::Io {
+                path: dir.to_owned(),
+                source,
+            })?;
+            made.insert(dir.to_owned());
         }
-        Ok(())
-    })
-    .await?
+        replace_atomically(&path, &bytes).map_err(|source| FileError::Io { path, source })?;
+    }
+    Ok(())
 }
 
 /// Writes a temporary file in the same folder, then renames it over `path`.
