@@ -264,7 +264,13 @@ async fn apply_prepared(
             _ => None,
         })
         .collect();
+    let refresh_started = std::time::Instant::now();
     let counts = refresh_conversations(&tx, &touched).await?;
+    tracing::debug!(
+        conversations = touched.len(),
+        refresh_ms = refresh_started.elapsed().as_millis() as u64,
+        "conversation summaries refreshed"
+    );
     log_conversations(&inserted_messages, &counts);
     let dead: Vec<&DeadLetter> = prepared.dead.iter().chain(&late).collect();
     outcome.new_dead_letters = record_dead_letters(&tx, &dead).await?;
