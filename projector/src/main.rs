@@ -5,13 +5,7 @@ use pagesync_projector::{App, Command, Config};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config: Config = match pagesync_runtime::config::load() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
+    let config: Config = pagesync_runtime::config::load_or_exit("projector");
     let _telemetry = pagesync_runtime::telemetry::init("projector", &config.telemetry)?;
     let mode = config.mode();
     let app = App::build(config)

@@ -231,3 +231,55 @@ async fn a_projector_killed_mid_backlog_resumes_and_applies_every_event_exactly_
     }
     assert_eq!(seen.len(), 3000);
 }
+
+#[tokio::test]
+async fn sigterm_finishes_the_work_in_hand_and_exits_zero() {
+    // Arrange: a running projector binary with ops on a known port.
+    let p = TestProjector::new().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_projector"))
+        .envs(p.env())
+        .env("PROJECTOR_ADDR", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let ready = format!("http://127.0.0.1:{port}/ready");
+    wait::until(
+        Duration::from_secs(30),
+        "the projector is ready",
+        || async {
+            http.get(&ready)
+                .send()
+                .await
+                .map(|r| r.status() == 200)
+                .unwrap_or(false)
+        },
+    )
+    .await;
+    p.publish(&backlog(50)).await;
+    wait::until(Duration::from_secs(30), "events applied", || async {
+        p.count("SELECT count(*) FROM applied_events").await == 50
+    })
+    .await;
+
+    // Act
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Assert
+    assert!(term.success());
+    assert_eq!(status.code(), Some(0));
+}
