@@ -67,6 +67,7 @@ fn is_data_error(e: &tokio_postgres::Error) -> bool {
 struct Candidate {
     idx: usize,
     seq: u64,
+    subject: String,
     event: Event,
     effect: Effect,
 }
@@ -137,6 +138,7 @@ fn prepare(batch: &[Incoming]) -> Prepared {
         let cand = Candidate {
             idx,
             seq: msg.seq,
+            subject: decode::strip_nul(&msg.subject),
             event,
             effect,
         };
@@ -247,7 +249,7 @@ async fn apply_prepared(
         .map(|cand| DeadLetter {
             idx: cand.idx,
             seq: cand.seq,
-            subject: String::new(),
+            subject: cand.subject.clone(),
             event_id: Some(cand.event.id.to_string()),
             event_type: Some(cand.event.event_type.to_string()),
             payload: decode::strip_nul(&String::from_utf8_lossy(&cand.event.to_json())),

@@ -283,3 +283,47 @@ async fn sigterm_finishes_the_work_in_hand_and_exits_zero() {
     assert!(term.success());
     assert_eq!(status.code(), Some(0));
 }
+
+#[tokio::test]
+async fn an_event_postgres_refuses_is_set_aside_and_the_rest_of_its_batch_applied() {
+    // Arrange: a mid too large for the index (Postgres refuses it, Rust does not).
+    let p = TestProjector::new().await;
+    let mut x: u64 = 7;
+    let huge: String = (0..12_000)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            char::from(b'a' + (x >> 59) as u8 % 26)
+        })
+        .collect();
+    let bad = event(
+        EventType::Message,
+        Source::Ingest,
+        "m_huge",
+        "101",
+        Some("u1"),
+        T + 1,
+        json!({"timestamp": T + 1, "message": {"mid": huge, "text": "x"}}),
+    );
+    p.publish(&[
+        message(Source::Ingest, "101", "u1", "m1", T, "before"),
+        bad,
+        message(Source::Ingest, "101", "u1", "m2", T + 2, "after"),
+    ])
+    .await;
+
+    // Act
+    let report = p.drain().await;
+
+    // Assert
+    assert_eq!(report.dead_letters, 1);
+    assert_eq!(
+        p.count("SELECT count(*) FROM dead_letters WHERE event_id = 'm_huge'")
+            .await,
+        1
+    );
+    assert_eq!(p.count("SELECT count(*) FROM messages").await, 2);
+    assert_eq!(p.count("SELECT count(*) FROM applied_events").await, 2);
+    assert_eq!(p.conversation_file("101", "u1").unwrap().len(), 2);
+}
