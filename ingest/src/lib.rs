@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod signature;
 pub mod split;
 mod trace;
@@ -51,6 +52,8 @@ impl App {
             config.ingest_publish_timeout,
         )
         .await?;
+        // The recorder must exist before WebhookState registers its metric handles.
+        pagesync_runtime::ops::metrics_handle();
         let publisher = Publisher::new(nats.js.clone(), config.nats.nats_subject_prefix.clone());
         let state = Arc::new(WebhookState::new(
             &config.facebook_app_secret,
@@ -59,7 +62,13 @@ impl App {
             config.ingest_publish_timeout,
             config.ingest_max_body_bytes,
         ));
-        let router = router(state, readiness(&nats, &config))
+        // With span export on, the request span is INFO so RUST_LOG=info keeps it and its
+        // trace context reaches the published messages; otherwise DEBUG costs nothing.
+        let span_level = match config.telemetry.otel_exporter_otlp_endpoint {
+            Some(_) => tracing::Level::INFO,
+            None => tracing::Level::DEBUG,
+        };
+        let router = router(state, readiness(&nats, &config), span_level)
             .layer(DefaultBodyLimit::max(config.ingest_max_body_bytes));
         let listener = pagesync_runtime::bind(config.ingest_addr).await?;
         Ok(Self { listener, router })
@@ -78,18 +87,13 @@ impl App {
     }
 }
 
-fn router(state: Arc<WebhookState>, ready: ReadyCheck) -> Router {
+fn router(state: Arc<WebhookState>, ready: ReadyCheck, span_level: tracing::Level) -> Router {
     let webhook = get(webhook::handshake).post(webhook::deliver);
     WEBHOOK_PATHS
         .iter()
         .fold(Router::new(), |r, path| r.route(path, webhook.clone()))
         .with_state(state)
-        // An INFO span, so that with RUST_LOG=info the request still has a trace
-        // context to propagate as `traceparent`.
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO)),
-        )
+        .layer(TraceLayer::new_for_http().make_span_with(DefaultMakeSpan::new().level(span_level)))
         .merge(pagesync_runtime::ops::router(ready))
 }
 

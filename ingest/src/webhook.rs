@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::IngestError;
+use crate::metrics::IngestMetrics;
 use crate::signature::{AppSecret, Signature, SignatureError};
 use crate::split::split;
 
@@ -28,6 +29,7 @@ pub struct WebhookState {
     pub publisher: Publisher,
     pub publish_timeout: Duration,
     pub max_body_bytes: usize,
+    pub metrics: IngestMetrics,
 }
 
 impl WebhookState {
@@ -44,6 +46,7 @@ impl WebhookState {
             publisher,
             publish_timeout,
             max_body_bytes,
+            metrics: IngestMetrics::register(),
         }
     }
 }
@@ -96,7 +99,7 @@ pub async fn deliver(
         Ok(()) => "accepted",
         Err(e) => e.outcome(),
     };
-    metrics::counter!("pagesync_ingest_deliveries_total", "outcome" => outcome).increment(1);
+    state.metrics.delivery(outcome);
     result?;
     Ok((StatusCode::OK, "EVENT_RECEIVED"))
 }
@@ -119,8 +122,7 @@ async fn accept(
     let events = split(&body, chrono::Utc::now());
     publish(state, &events).await?;
     for event in &events {
-        metrics::counter!("pagesync_ingest_events_total", "type" => event.event_type.as_str())
-            .increment(1);
+        state.metrics.event(event.event_type);
     }
     Ok(())
 }
@@ -133,12 +135,14 @@ async fn publish(state: &WebhookState, events: &[Event]) -> Result<(), IngestErr
         state.publisher.publish_all(events, traceparent.as_deref()),
     )
     .await;
-    metrics::histogram!("pagesync_ingest_publish_seconds").record(started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .publish_seconds
+        .record(started.elapsed().as_secs_f64());
     match result {
         Ok(Ok(report)) => {
             if report.duplicates > 0 {
-                metrics::counter!("pagesync_ingest_duplicates_total")
-                    .increment(report.duplicates as u64);
+                state.metrics.duplicates.increment(report.duplicates as u64);
             }
             Ok(())
         }

@@ -25,7 +25,11 @@ fn install_tracing() {
 #[tokio::test]
 async fn with_tracing_on_every_published_event_carries_the_requests_traceparent() {
     install_tracing();
-    let app = TestApp::spawn().await;
+    let nats = pagesync_testkit::TestNats::new().await;
+    let mut config = crate::app::config(&nats);
+    // Only read by App::build to choose the request span's level; nothing is exported.
+    config.telemetry.otel_exporter_otlp_endpoint = Some("http://127.0.0.1:4318".to_owned());
+    let app = TestApp::spawn_with(nats, config).await;
     let body = r#"{"object":"page","entry":[{"id":"101","time":1,"changes":[{"field":"name","value":"A"},{"field":"name","value":"B"}]}]}"#;
     assert!(app.post_signed(body).await.status().is_success());
     assert!(
