@@ -136,6 +136,12 @@ impl GraphClient {
     pub fn new(cfg: GraphConfig) -> Result<Self, GraphError> {
         let base = Url::parse(&cfg.base_url)
             .map_err(|e| GraphError::Decode(format!("GRAPH_API_BASE is not a URL: {e}")))?;
+        // Paths are appended as segments, which only http(s) base URLs can take.
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(GraphError::Decode(
+                "GRAPH_API_BASE must be an http or https URL".to_owned(),
+            ));
+        }
         let http = reqwest::Client::builder()
             .timeout(cfg.request_timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -587,5 +593,29 @@ impl<'a, T: DeserializeOwned> Pager<'a, T> {
             all.extend(items);
         }
         Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_http_base_urls_are_accepted() {
+        for ok in [
+            "https://graph.facebook.com/v26.0",
+            "http://127.0.0.1:9999/v26.0",
+        ] {
+            assert!(GraphClient::new(GraphConfig::new(ok)).is_ok(), "{ok}");
+        }
+        for bad in [
+            "mailto:someone@example.com",
+            "data:text/plain,x",
+            "ftp://x/v26.0",
+            "not a url",
+        ] {
+            let err = GraphClient::new(GraphConfig::new(bad)).err().expect(bad);
+            assert!(err.to_string().contains("GRAPH_API_BASE"), "{err}");
+        }
     }
 }

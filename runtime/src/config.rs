@@ -10,8 +10,22 @@ use secrecy::SecretString;
 /// Parses `T` from the process environment (after loading `.env` from the working
 /// directory when present) and the command line. Help and version requests print and exit.
 pub fn load<T: CommandFactory + FromArgMatches>() -> Result<T, ConfigError> {
-    let _ = dotenvy::dotenv();
+    load_dotenv()?;
     parse_from::<T, _, _>(std::env::args_os())
+}
+
+/// Loads `.env` when present. A malformed file is an error, not silently skipped;
+/// the message gives the position only, since the line may hold a secret.
+fn load_dotenv() -> Result<(), ConfigError> {
+    match dotenvy::dotenv() {
+        Ok(_) => Ok(()),
+        Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(dotenvy::Error::LineParse(_, index)) => Err(ConfigError(format!(
+            ".env cannot be parsed near character {index}"
+        ))),
+        Err(dotenvy::Error::Io(e)) => Err(ConfigError(format!(".env cannot be read: {e}"))),
+        Err(_) => Err(ConfigError(".env cannot be loaded".to_owned())),
+    }
 }
 
 /// [`load`] for a service's `main`: on error prints `<service>: <one line>` to

@@ -20,18 +20,27 @@ async fn wait_for_signal() {
     match signal(SignalKind::terminate()) {
         Ok(mut term) => {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = ctrl_c() => {}
                 _ = term.recv() => {}
             }
         }
         Err(e) => {
             tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the process");
-            let _ = tokio::signal::ctrl_c().await;
+            ctrl_c().await;
         }
     }
 }
 
 #[cfg(not(unix))]
 async fn wait_for_signal() {
-    let _ = tokio::signal::ctrl_c().await;
+    ctrl_c().await;
+}
+
+/// Resolves on SIGINT. If SIGINT cannot be watched it never resolves, rather than
+/// being mistaken for a shutdown request.
+async fn ctrl_c() {
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        tracing::warn!(error = %e, "cannot listen for SIGINT");
+        std::future::pending::<()>().await;
+    }
 }

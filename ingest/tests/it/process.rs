@@ -81,3 +81,30 @@ async fn sigterm_stops_the_binary_gracefully_with_exit_code_zero() {
         !status.1.contains("the-app-secret-value") && !status.1.contains("the-verify-token-value")
     );
 }
+
+#[test]
+fn a_malformed_dotenv_file_stops_the_process_without_echoing_its_lines() {
+    let dir = pagesync_testkit::temp_dir();
+    std::fs::write(
+        dir.path().join(".env"),
+        "FACEBOOK_APP_SECRET=\"an-unterminated-secret-value\nFACEBOOK_VERIFY_TOKEN=t\n",
+    )
+    .unwrap();
+    let out = ingest().current_dir(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(".env"), "{stderr}");
+    assert!(!stderr.contains("an-unterminated-secret-value"), "{stderr}");
+}
+
+#[test]
+fn variables_from_a_dotenv_file_are_read() {
+    let dir = pagesync_testkit::temp_dir();
+    // Everything but one required variable: the error proves the others were read.
+    std::fs::write(dir.path().join(".env"), "FACEBOOK_APP_SECRET=from-dotenv\n").unwrap();
+    let out = ingest().current_dir(dir.path()).output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("FACEBOOK_VERIFY_TOKEN"), "{stderr}");
+    assert!(!stderr.contains("FACEBOOK_APP_SECRET"), "{stderr}");
+}
