@@ -15,13 +15,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::Request;
 use axum::routing::get;
 use pagesync_runtime::CancellationToken;
 use pagesync_runtime::connect::{self, ConnectError};
 use pagesync_runtime::ops::ReadyCheck;
 use pagesync_schema::Publisher;
 use tokio::net::TcpListener;
-use tower_http::trace::{DefaultMakeSpan, TraceLayer};
+use tower_http::trace::TraceLayer;
 
 pub use config::Config;
 use webhook::WebhookState;
@@ -93,8 +94,21 @@ fn router(state: Arc<WebhookState>, ready: ReadyCheck, span_level: tracing::Leve
         .iter()
         .fold(Router::new(), |r, path| r.route(path, webhook.clone()))
         .with_state(state)
-        .layer(TraceLayer::new_for_http().make_span_with(DefaultMakeSpan::new().level(span_level)))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(move |req: &Request<_>| request_span(req, span_level)),
+        )
         .merge(pagesync_runtime::ops::router(ready))
+}
+
+/// The request span records the path only: the handshake's query holds the verify token.
+fn request_span<B>(req: &Request<B>, level: tracing::Level) -> tracing::Span {
+    let (method, path) = (req.method(), req.uri().path());
+    if level == tracing::Level::INFO {
+        tracing::info_span!("request", %method, %path)
+    } else {
+        tracing::debug_span!("request", %method, %path)
+    }
 }
 
 /// Ready while NATS is connected and the stream exists.
