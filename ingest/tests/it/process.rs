@@ -108,3 +108,83 @@ fn variables_from_a_dotenv_file_are_read() {
     assert!(stderr.contains("FACEBOOK_VERIFY_TOKEN"), "{stderr}");
     assert!(!stderr.contains("FACEBOOK_APP_SECRET"), "{stderr}");
 }
+
+/// A stand-in OTLP/HTTP collector: keeps every body POSTed to /v1/traces.
+async fn fake_collector() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push(body.to_vec());
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, received)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_otlp_endpoint_spans_are_exported_without_secrets() {
+    let nats = TestNats::new().await;
+    let (collector, received) = fake_collector().await;
+    let port = free_port();
+    let mut child = ingest()
+        .envs(nats.env())
+        .env("FACEBOOK_APP_SECRET", "the-app-secret-value")
+        .env("FACEBOOK_VERIFY_TOKEN", "the-verify-token-value")
+        .env("INGEST_ADDR", format!("127.0.0.1:{port}"))
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait::until(Duration::from_secs(20), "ingest /health answers", || {
+        let url = format!("{base}/health");
+        async move {
+            reqwest::get(&url)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
+    })
+    .await;
+    let handshake = format!(
+        "{base}/facebook/webhook?hub.mode=subscribe&hub.verify_token=the-verify-token-value&hub.challenge=1"
+    );
+    assert!(
+        reqwest::get(&handshake)
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+
+    // Spans are batched; the exporter flushes on graceful shutdown.
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success());
+
+    let bodies = received.lock().unwrap().clone();
+    assert!(!bodies.is_empty(), "no spans reached the collector");
+    let all: Vec<u8> = bodies.concat();
+    let contains = |needle: &str| all.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(
+        contains("/facebook/webhook"),
+        "the request span is not in the export"
+    );
+    assert!(!contains("the-verify-token-value"));
+    assert!(!contains("the-app-secret-value"));
+}
