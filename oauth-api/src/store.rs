@@ -186,14 +186,13 @@ pub struct IntegrationView {
     pub webhook_url: String,
 }
 
-// The last webhook is the newest event ingest brought that the projector applied,
-// unless something recorded it on the integration itself.
+// The last webhook: the newest `receivedat` of the ingest events the projector
+// applied for the page (the projector maintains the column).
 const VIEW: &str = "SELECT i.page_id, i.name, i.active,
         CASE WHEN i.status = 'needs_reauth' THEN 'needs_reauth'
              WHEN i.active THEN 'active' ELSE 'inactive' END,
         i.updated_at,
-        COALESCE(i.last_webhook_at, (SELECT max(a.applied_at) FROM applied_events a
-                 WHERE a.page_id = i.page_id AND a.source = 'pagesync/ingest')),
+        i.last_webhook_at,
         i.last_poll_at
     FROM integrations i
     WHERE ($1::uuid IS NULL OR i.owner_user_id = $1)

@@ -2,7 +2,9 @@
 //! 1,000 conversations and report events/s and the time until the last file is written.
 //!
 //! `cargo run --release -p pagesync-projector --example drain_bench [events] [batch size]`
-//! (batch size defaults to `PROJECTOR_BATCH_SIZE`'s default)
+//! (batch size defaults to `PROJECTOR_BATCH_SIZE`'s default).
+//! `... --example drain_bench rebuild [events]` instead times `projector rebuild` of the
+//! published events (the same mix).
 //! against the NATS and Postgres at `NATS_URL` / `DATABASE_URL` (own stream and database).
 
 use std::time::Instant;
@@ -61,7 +63,8 @@ async fn main() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .try_init();
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    let rebuild = args.next_if(|a| a == "rebuild").is_some();
     let total: usize = args
         .next()
         .map_or(50_000, |a| a.parse().expect("event count"));
@@ -71,12 +74,16 @@ async fn main() {
     let db = TestDb::new().await;
     let dir = pagesync_testkit::temp_dir();
 
-    let events: Vec<Event> = (0..total).map(event).collect();
     let publisher = Publisher::new(nats.js.clone(), nats.prefix.clone());
-    for chunk in events.chunks(5000) {
-        publisher.publish_all(chunk, None).await.expect("publish");
+    let publish_started = Instant::now();
+    for start in (0..total).step_by(5000) {
+        let chunk: Vec<Event> = (start..total.min(start + 5000)).map(event).collect();
+        publisher.publish_all(&chunk, None).await.expect("publish");
     }
-    eprintln!("published {total} events");
+    eprintln!(
+        "published {total} events in {:.1} s",
+        publish_started.elapsed().as_secs_f64()
+    );
 
     let mut config: Config =
         pagesync_runtime::config::parse_from::<Config, _, _>(["projector"]).unwrap();
@@ -86,9 +93,21 @@ async fn main() {
     config.projector_addr = "127.0.0.1:0".parse().unwrap();
     if let Some(batch) = batch {
         config.projector_batch_size = batch;
-        config.projector_max_ack_pending = i64::from(batch) * 4;
+        config.projector_max_ack_pending = i64::from(batch) * 20;
     }
     let batch = config.projector_batch_size;
+    if rebuild {
+        let app = App::build(config).await.expect("projector builds");
+        let report = app.rebuild().await.expect("rebuild");
+        println!(
+            "projector rebuild: {} events in {:.1} s = {:.0} events/s (batch size {batch}, {} files)",
+            report.events,
+            report.took.as_secs_f64(),
+            report.events as f64 / report.took.as_secs_f64(),
+            walk(dir.path()),
+        );
+        return;
+    }
     let app = App::build(config).await.expect("projector builds");
 
     let started = Instant::now();

@@ -222,15 +222,18 @@ async fn apply_prepared(
             _ => to_apply.push(cand),
         }
     }
-    let mut inserted_messages = Vec::new();
+    // One applier at a time: the summaries below are read-modify-write.
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPLY_LOCK])
+        .await?;
+    let mut changes = Changes::default();
     let mut late_dead = Vec::new();
     if one_by_one {
         for cand in &to_apply {
             let sp = tx.savepoint("event").await?;
             match Rows::build(&[cand]).execute(&sp).await {
-                Ok(mut inserted) => {
+                Ok(more) => {
                     sp.commit().await?;
-                    inserted_messages.append(&mut inserted);
+                    changes.append(more);
                 }
                 Err(e) if is_data_error(&e) => {
                     sp.rollback().await?;
@@ -240,7 +243,7 @@ async fn apply_prepared(
             }
         }
     } else {
-        inserted_messages = Rows::build(&to_apply).execute(&tx).await?;
+        changes = Rows::build(&to_apply).execute(&tx).await?;
     }
     // Events the database refused become dead letters with its complaint.
     let late: Vec<DeadLetter> = to_apply
@@ -259,20 +262,19 @@ async fn apply_prepared(
     for cand in to_apply.iter().filter(|c| !late_dead.contains(&c.idx)) {
         *outcome.applied.entry(cand.event.event_type).or_default() += 1;
     }
-    let touched: BTreeSet<(String, String)> = to_apply
-        .iter()
-        .filter_map(|c| match &c.effect {
-            Effect::Conversation { page, psid, .. } => Some((page.to_string(), psid.to_string())),
-            _ => None,
-        })
-        .collect();
-    let refresh_started = std::time::Instant::now();
-    let counts = refresh_conversations(&tx, &touched).await?;
+    let summary_started = std::time::Instant::now();
+    let counts = summarize(&tx, &changes).await?;
     tracing::debug!(
-        conversations = touched.len(),
-        refresh_ms = refresh_started.elapsed().as_millis() as u64,
-        "conversation summaries refreshed"
+        new_messages = changes.messages.len(),
+        recomputed = changes.recompute.len(),
+        summary_ms = summary_started.elapsed().as_millis() as u64,
+        "conversation summaries updated"
     );
+    let inserted_messages: Vec<(String, String, String)> = changes
+        .messages
+        .iter()
+        .map(|m| (m.page.clone(), m.psid.clone(), m.mid.clone()))
+        .collect();
     log_conversations(&inserted_messages, &counts);
     let dead: Vec<&DeadLetter> = prepared.dead.iter().chain(&late).collect();
     outcome.new_dead_letters = record_dead_letters(&tx, &dead).await?;
@@ -305,23 +307,151 @@ fn log_conversations(
     }
 }
 
-async fn refresh_conversations(
-    tx: &Transaction<'_>,
-    touched: &BTreeSet<(String, String)>,
-) -> Result<BTreeMap<(String, String), i32>, tokio_postgres::Error> {
-    if touched.is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    let (pages, psids): (Vec<&str>, Vec<&str>) = touched
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .unzip();
-    let rows = tx.query(REFRESH_CONVERSATIONS, &[&pages, &psids]).await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
-        .collect())
+/// Key of the lock that serializes batch transactions (any value unique to the projector).
+const APPLY_LOCK: i64 = 0x7061_6765_7379_6e63;
+
+/// What a batch changed that the conversation summaries depend on.
+#[derive(Default)]
+struct Changes {
+    /// Messages stored for the first time (their mid was unknown).
+    messages: Vec<NewMessage>,
+    /// Status changes stored for the first time.
+    statuses: Vec<NewStatus>,
+    /// Conversations where a stored row was replaced by a better copy: recomputed in full.
+    recompute: BTreeSet<(String, String)>,
 }
+
+struct NewMessage {
+    page: String,
+    psid: String,
+    mid: String,
+    incoming: bool,
+    ts: i64,
+    text: Option<String>,
+}
+
+struct NewStatus {
+    page: String,
+    psid: String,
+    status: &'static str,
+    at_ms: i64,
+    event_id: String,
+}
+
+impl Changes {
+    fn append(&mut self, mut other: Changes) {
+        self.messages.append(&mut other.messages);
+        self.statuses.append(&mut other.statuses);
+        self.recompute.append(&mut other.recompute);
+    }
+}
+
+/// Brings the summaries of the conversations a batch changed up to date: additions
+/// are folded in (counts add up, bounds and "newest" are maxima, which commute),
+/// conversations where a row was replaced are recomputed from their tables.
+/// Returns each updated conversation's message count.
+async fn summarize(
+    tx: &Transaction<'_>,
+    changes: &Changes,
+) -> Result<BTreeMap<(String, String), i32>, tokio_postgres::Error> {
+    let mut counts = BTreeMap::new();
+    if !changes.messages.is_empty() || !changes.statuses.is_empty() {
+        let m = &changes.messages;
+        let mp: Vec<&str> = m.iter().map(|m| m.page.as_str()).collect();
+        let ms: Vec<&str> = m.iter().map(|m| m.psid.as_str()).collect();
+        let mm: Vec<&str> = m.iter().map(|m| m.mid.as_str()).collect();
+        let mi: Vec<bool> = m.iter().map(|m| m.incoming).collect();
+        let mt: Vec<i64> = m.iter().map(|m| m.ts).collect();
+        let mx: Vec<Option<&str>> = m.iter().map(|m| m.text.as_deref()).collect();
+        let st = &changes.statuses;
+        let sp: Vec<&str> = st.iter().map(|s| s.page.as_str()).collect();
+        let ss: Vec<&str> = st.iter().map(|s| s.psid.as_str()).collect();
+        let sv: Vec<&str> = st.iter().map(|s| s.status).collect();
+        let sa: Vec<i64> = st.iter().map(|s| s.at_ms).collect();
+        let si: Vec<&str> = st.iter().map(|s| s.event_id.as_str()).collect();
+        let rows = tx
+            .query(
+                FOLD_SUMMARIES,
+                &[&mp, &ms, &mm, &mi, &mt, &mx, &sp, &ss, &sv, &sa, &si],
+            )
+            .await?;
+        counts.extend(rows.into_iter().map(|r| ((r.get(0), r.get(1)), r.get(2))));
+    }
+    if !changes.recompute.is_empty() {
+        let (pages, psids): (Vec<&str>, Vec<&str>) = changes
+            .recompute
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .unzip();
+        let rows = tx.query(REFRESH_CONVERSATIONS, &[&pages, &psids]).await?;
+        counts.extend(rows.into_iter().map(|r| ((r.get(0), r.get(1)), r.get(2))));
+    }
+    Ok(counts)
+}
+
+/// Folds new messages and status changes into the summaries. Unread messages are
+/// recounted (an index range scan) only where a newer reply arrived.
+const FOLD_SUMMARIES: &str = "
+WITH m AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::int8[], $6::text[])
+        AS m(page_id, psid, mid, incoming, ts, text)
+), agg AS (
+    SELECT page_id, psid, count(*)::int AS n, min(ts) AS first_ms, max(ts) AS last_ms,
+           max(ts) FILTER (WHERE NOT incoming) AS out_ms
+    FROM m GROUP BY page_id, psid
+), latest AS (
+    SELECT DISTINCT ON (page_id, psid) page_id, psid, ts, mid, text
+    FROM m ORDER BY page_id, psid, ts DESC, mid DESC
+), status AS (
+    SELECT DISTINCT ON (x.page_id, x.psid) x.page_id, x.psid, x.status, x.at_ms, x.tie
+    FROM (
+        SELECT * FROM unnest($7::text[], $8::text[], $9::text[], $10::int8[], $11::text[])
+            AS s(page_id, psid, status, at_ms, tie)
+        UNION ALL
+        SELECT page_id, psid, 'open', ts, mid FROM m WHERE incoming
+    ) x
+    ORDER BY x.page_id, x.psid, x.at_ms DESC, x.tie DESC
+), t AS (
+    SELECT page_id, psid FROM agg UNION SELECT page_id, psid FROM status
+), unread AS (
+    SELECT m.page_id, m.psid, count(*)::int AS n
+    FROM m JOIN conversations c USING (page_id, psid)
+    WHERE m.incoming AND m.ts > coalesce(c.last_out_ms, -1)
+    GROUP BY m.page_id, m.psid
+)
+UPDATE conversations c SET
+    message_count = c.message_count + coalesce(agg.n, 0),
+    first_message_at = LEAST(c.first_message_at, to_timestamp(agg.first_ms / 1000.0)),
+    last_message_at = GREATEST(c.last_message_at, to_timestamp(agg.last_ms / 1000.0)),
+    last_message_ms = GREATEST(c.last_message_ms, agg.last_ms),
+    last_message_text = CASE WHEN c.last_message_ms IS NULL
+            OR (latest.ts, latest.mid) > (c.last_message_ms, c.last_message_mid)
+        THEN latest.text ELSE c.last_message_text END,
+    last_message_mid = CASE WHEN c.last_message_ms IS NULL
+            OR (latest.ts, latest.mid) > (c.last_message_ms, c.last_message_mid)
+        THEN latest.mid ELSE c.last_message_mid END,
+    last_out_ms = GREATEST(c.last_out_ms, agg.out_ms),
+    unread_count = CASE WHEN agg.out_ms > coalesce(c.last_out_ms, -1)
+        THEN (SELECT count(*)::int FROM messages x
+              WHERE x.page_id = c.page_id AND x.psid = c.psid
+                AND x.timestamp_ms > agg.out_ms AND x.direction = 'in')
+        ELSE c.unread_count + coalesce(unread.n, 0) END,
+    status = CASE WHEN c.status_at_ms IS NULL
+            OR (status.at_ms, status.tie) > (c.status_at_ms, c.status_tie)
+        THEN coalesce(status.status, c.status) ELSE c.status END,
+    status_at_ms = CASE WHEN c.status_at_ms IS NULL
+            OR (status.at_ms, status.tie) > (c.status_at_ms, c.status_tie)
+        THEN coalesce(status.at_ms, c.status_at_ms) ELSE c.status_at_ms END,
+    status_tie = CASE WHEN c.status_at_ms IS NULL
+            OR (status.at_ms, status.tie) > (c.status_at_ms, c.status_tie)
+        THEN coalesce(status.tie, c.status_tie) ELSE c.status_tie END
+FROM t
+    LEFT JOIN agg USING (page_id, psid)
+    LEFT JOIN latest USING (page_id, psid)
+    LEFT JOIN status USING (page_id, psid)
+    LEFT JOIN unread USING (page_id, psid)
+WHERE c.page_id = t.page_id AND c.psid = t.psid
+RETURNING c.page_id, c.psid, c.message_count";
 
 /// Recomputes every summary column from messages and status changes, so the
 /// result depends only on which events were applied, never on their order.
@@ -344,7 +474,7 @@ WITH t AS (
     WHERE m.direction = 'in' AND m.timestamp_ms > coalesce(a.last_out_ms, -1)
     GROUP BY m.page_id, m.psid
 ), status AS (
-    SELECT DISTINCT ON (x.page_id, x.psid) x.page_id, x.psid, x.status, x.at_ms
+    SELECT DISTINCT ON (x.page_id, x.psid) x.page_id, x.psid, x.status, x.at_ms, x.tie
     FROM (
         SELECT s.page_id, s.psid, s.status, s.at_ms, s.event_id AS tie
         FROM status_changes s JOIN t USING (page_id, psid)
@@ -363,7 +493,10 @@ UPDATE conversations c SET
     last_message_mid = latest.mid,
     unread_count = coalesce(unread.n, 0),
     status = coalesce(status.status, 'open'),
-    status_at_ms = status.at_ms
+    status_at_ms = status.at_ms,
+    status_tie = status.tie,
+    last_message_ms = agg.last_ms,
+    last_out_ms = agg.last_out_ms
 FROM t
     LEFT JOIN agg USING (page_id, psid)
     LEFT JOIN latest USING (page_id, psid)
@@ -422,6 +555,8 @@ struct Rows {
     edits: Edits,
     snapshots: BTreeMap<String, (i64, String, i16, serde_json::Value)>,
     fields: BTreeMap<(String, String), (i64, String, i16, serde_json::Value)>,
+    /// Per page, the newest `receivedat` of the ingest events applied.
+    webhooks: BTreeMap<String, chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Default)]
@@ -513,6 +648,15 @@ impl Rows {
         a.pages.push(e.page_id.as_ref().map(ToString::to_string));
         a.psids.push(e.psid.as_ref().map(ToString::to_string));
         a.seqs.push(c.seq as i64);
+        if e.source == pagesync_schema::Source::Ingest
+            && let Some(page) = &e.page_id
+        {
+            let at = self
+                .webhooks
+                .entry(page.to_string())
+                .or_insert(e.received_at);
+            *at = (*at).max(e.received_at);
+        }
         // Newer wins; equal (same id) lets the better-ranked copy win.
         let newer = |old: &(i64, String, i16, serde_json::Value), at: i64| {
             (at, id.as_str()) > (old.0, old.1.as_str()) || (id == old.1 && rank < old.2)
@@ -645,11 +789,8 @@ impl Rows {
         }
     }
 
-    /// Runs the upserts; returns the messages inserted for the first time (page, psid, mid).
-    async fn execute(
-        &self,
-        tx: &Transaction<'_>,
-    ) -> Result<Vec<(String, String, String)>, tokio_postgres::Error> {
+    /// Runs the upserts; returns what the conversation summaries must take in.
+    async fn execute(&self, tx: &Transaction<'_>) -> Result<Changes, tokio_postgres::Error> {
         if !self.pages.is_empty() {
             let pages: Vec<&str> = self.pages.iter().map(String::as_str).collect();
             tx.execute(
@@ -672,9 +813,11 @@ impl Rows {
             .await?;
         }
         self.execute_conversation_events(tx).await?;
-        let inserted = self.execute_messages(tx).await?;
-        self.execute_details(tx).await?;
+        let mut changes = Changes::default();
+        self.execute_messages(tx, &mut changes).await?;
+        self.execute_details(tx, &mut changes).await?;
         self.execute_page(tx).await?;
+        self.execute_webhooks(tx).await?;
         let a = &self.applied;
         if !a.ids.is_empty() {
             tx.execute(
@@ -688,7 +831,25 @@ impl Rows {
             )
             .await?;
         }
-        Ok(inserted)
+        Ok(changes)
+    }
+
+    /// `integrations.last_webhook_at`: the newest `receivedat` of an applied ingest event.
+    async fn execute_webhooks(&self, tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+        if self.webhooks.is_empty() {
+            return Ok(());
+        }
+        let pages: Vec<&str> = self.webhooks.keys().map(String::as_str).collect();
+        let at: Vec<chrono::DateTime<chrono::Utc>> = self.webhooks.values().copied().collect();
+        tx.execute(
+            "UPDATE integrations i SET last_webhook_at = w.at
+             FROM unnest($1::text[], $2::timestamptz[]) AS w(page_id, at)
+             WHERE i.page_id = w.page_id
+               AND (i.last_webhook_at IS NULL OR i.last_webhook_at < w.at)",
+            &[&pages, &at],
+        )
+        .await?;
+        Ok(())
     }
 
     async fn execute_conversation_events(
@@ -721,9 +882,10 @@ impl Rows {
     async fn execute_messages(
         &self,
         tx: &Transaction<'_>,
-    ) -> Result<Vec<(String, String, String)>, tokio_postgres::Error> {
+        changes: &mut Changes,
+    ) -> Result<(), tokio_postgres::Error> {
         if self.messages.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let ms: Vec<&MessageCols> = self.messages.values().map(|(_, _, m)| m).collect();
         let mids: Vec<&str> = ms.iter().map(|m| m.row.mid.as_str()).collect();
@@ -764,14 +926,32 @@ impl Rows {
                 ],
             )
             .await?;
-        Ok(rows
-            .into_iter()
-            .filter(|r| r.get::<_, bool>(3))
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect())
+        for r in rows {
+            let (page, psid, mid): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+            if !r.get::<_, bool>(3) {
+                changes.recompute.insert((page, psid));
+                continue;
+            }
+            let Some((_, _, m)) = self.messages.get(&mid) else {
+                continue;
+            };
+            changes.messages.push(NewMessage {
+                incoming: m.row.incoming,
+                ts: m.ts,
+                text: m.row.text.clone(),
+                page,
+                psid,
+                mid,
+            });
+        }
+        Ok(())
     }
 
-    async fn execute_details(&self, tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+    async fn execute_details(
+        &self,
+        tx: &Transaction<'_>,
+        changes: &mut Changes,
+    ) -> Result<(), tokio_postgres::Error> {
         if !self.receipts.is_empty() {
             let mut p = Vec::new();
             let mut s = Vec::new();
@@ -795,15 +975,37 @@ impl Rows {
         }
         let st = &self.statuses;
         if !st.ids.is_empty() {
-            tx.execute(
+            let rows = tx
+                .query(
                 "INSERT INTO status_changes (event_id, page_id, psid, status, at_ms, source_rank)
                  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int2[])
                  ON CONFLICT (event_id) DO UPDATE SET
                      status = EXCLUDED.status, at_ms = EXCLUDED.at_ms, source_rank = EXCLUDED.source_rank
-                 WHERE status_changes.source_rank > EXCLUDED.source_rank",
+                 WHERE status_changes.source_rank > EXCLUDED.source_rank
+                 RETURNING event_id, page_id, psid, status, at_ms, (xmax = 0) AS inserted",
                 &[&st.ids, &st.pages, &st.psids, &st.status, &st.at, &st.ranks],
             )
             .await?;
+            for r in rows {
+                let (event_id, page, psid): (String, String, String) =
+                    (r.get(0), r.get(1), r.get(2));
+                if !r.get::<_, bool>(5) {
+                    changes.recompute.insert((page, psid));
+                    continue;
+                }
+                let status = if r.get::<_, &str>(3) == "open" {
+                    "open"
+                } else {
+                    "closed"
+                };
+                changes.statuses.push(NewStatus {
+                    page,
+                    psid,
+                    status,
+                    at_ms: r.get(4),
+                    event_id,
+                });
+            }
         }
         let r = &self.reactions;
         if !r.ids.is_empty() {

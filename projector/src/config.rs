@@ -32,8 +32,9 @@ pub struct Config {
     /// How long an idle fetch waits for the next event.
     #[arg(long, env = "PROJECTOR_FETCH_EXPIRY", default_value = "1s", value_parser = parse_duration)]
     pub projector_fetch_expiry: Duration,
-    /// Most events delivered but not yet acknowledged (must be at least the batch size).
-    #[arg(long, env = "PROJECTOR_MAX_ACK_PENDING", default_value_t = 20000)]
+    /// Most events delivered but not yet acknowledged (at least the batch size); while a
+    /// backlog lasts, files are written once per up to half this many events.
+    #[arg(long, env = "PROJECTOR_MAX_ACK_PENDING", default_value_t = 100_000)]
     pub projector_max_ack_pending: i64,
     /// How long JetStream waits for an acknowledgement before redelivering.
     #[arg(long, env = "PROJECTOR_ACK_WAIT", default_value = "30s", value_parser = parse_duration)]

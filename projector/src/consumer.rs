@@ -9,9 +9,16 @@ use async_nats::jetstream::{self, AckKind, Message};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use std::collections::BTreeSet;
+
+use pagesync_schema::{PageId, Psid};
+
 use crate::batch::{Applier, Incoming, Outcome};
 use crate::files::Files;
 use crate::metrics;
+
+/// Longest time committed batches wait for their files while a backlog lasts.
+const MAX_HOLD: Duration = Duration::from_secs(5);
 
 /// Settings of the consumer loop.
 #[derive(Clone, Debug)]
@@ -79,6 +86,31 @@ pub struct Worker {
     pub stream_name: String,
 }
 
+/// Batches committed whose files are not written yet: their messages stay
+/// unacknowledged until the files of all of them are written once.
+#[derive(Default)]
+struct Unflushed {
+    batches: Vec<(Vec<Message>, BTreeSet<usize>)>,
+    messages: usize,
+    pages: BTreeSet<PageId>,
+    conversations: BTreeSet<(PageId, Psid)>,
+    since: Option<Instant>,
+}
+
+impl Unflushed {
+    fn add(&mut self, messages: Vec<Message>, outcome: Outcome) {
+        self.since.get_or_insert_with(Instant::now);
+        self.messages += messages.len();
+        self.pages.extend(outcome.pages);
+        self.conversations.extend(outcome.conversations);
+        self.batches.push((messages, outcome.poison));
+    }
+
+    fn is_empty(&self) -> bool {
+        self.batches.is_empty()
+    }
+}
+
 impl Worker {
     /// Follows the stream until `shutdown`; with `drain`, returns once nothing is
     /// pending or awaiting acknowledgement.
@@ -90,22 +122,44 @@ impl Worker {
         let mut report = DrainReport::default();
         let mut failures: u32 = 0;
         let mut last_owner_check = Instant::now();
+        let mut unflushed = Unflushed::default();
+        // The next batch, fetched while the previous one was being applied.
+        let mut prefetched: Option<Result<Vec<Message>, String>> = None;
+        // The last batch left nothing pending: a drain checks before waiting on a fetch.
+        let mut maybe_done = false;
         while !shutdown.is_cancelled() {
             if last_owner_check.elapsed() >= self.settings.owner_check_interval {
                 last_owner_check = Instant::now();
                 self.check_owners().await;
             }
+            if drain && maybe_done && unflushed.is_empty() && prefetched.is_none() {
+                if self.caught_up().await {
+                    break;
+                }
+                maybe_done = false;
+            }
             let fetch_started = Instant::now();
-            let messages = match self.next_batch(&shutdown, drain).await {
+            // With files still to write, only take what is already there.
+            let wait = unflushed.is_empty();
+            let fetched = match prefetched.take() {
+                Some(f) => f,
+                None => self.next_batch(&shutdown, drain, wait).await,
+            };
+            let messages = match fetched {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::warn!(error = %e, "fetch failed; retrying");
+                    self.flush(&mut unflushed).await;
                     failures += 1;
                     sleep_or_cancel(backoff(failures), &shutdown).await;
                     continue;
                 }
             };
             if messages.is_empty() {
+                if !unflushed.is_empty() {
+                    self.flush(&mut unflushed).await;
+                    continue;
+                }
                 if drain && self.caught_up().await {
                     break;
                 }
@@ -116,14 +170,36 @@ impl Worker {
                 fetch_ms = fetch_started.elapsed().as_millis() as u64,
                 "fetched"
             );
-            match self.process(&messages).await {
+            // A backlog: this batch was full and more messages wait behind it.
+            let pending = messages
+                .last()
+                .and_then(|m| m.info().ok())
+                .map(|i| i.pending);
+            maybe_done = pending == Some(0);
+            let backlog = messages.len() >= self.settings.batch_size && pending > Some(0);
+            // In a backlog the next batch is fetched while this one is applied.
+            let (applied, next) = futures::future::join(self.apply(&messages), async {
+                if backlog && self.may_hold(&unflushed) {
+                    Some(self.next_batch(&shutdown, drain, false).await)
+                } else {
+                    None
+                }
+            })
+            .await;
+            prefetched = next;
+            match applied {
                 Ok(outcome) => {
                     failures = 0;
                     report.batches += 1;
                     report.messages += messages.len() as u64;
                     report.dead_letters += outcome.poison.len() as u64;
+                    unflushed.add(messages, outcome);
+                    if !(backlog && self.may_hold(&unflushed)) {
+                        self.flush(&mut unflushed).await;
+                    }
                 }
                 Err(e) => {
+                    self.flush(&mut unflushed).await;
                     failures += 1;
                     metrics::retried();
                     tracing::warn!(error = %e, attempt = failures, "batch not applied; handed back for redelivery");
@@ -133,11 +209,27 @@ impl Worker {
                 }
             }
         }
+        if let Some(Ok(messages)) = prefetched {
+            // Stopped with a batch fetched but not applied: hand it back at once.
+            nak_all(&messages, Duration::ZERO).await;
+        }
+        self.flush(&mut unflushed).await;
         Ok(report)
     }
 
-    /// One batch: apply, write files, acknowledge (terminate dead letters).
-    async fn process(&self, messages: &[Message]) -> Result<Outcome, String> {
+    /// Whether another full batch may be applied before writing the files: while a
+    /// backlog lasts, files are written once per group of batches, keeping the
+    /// unacknowledged messages under half of `max_ack_pending` and well within the ack wait.
+    fn may_hold(&self, unflushed: &Unflushed) -> bool {
+        let s = &self.settings;
+        let max_pending = s.max_ack_pending.max(s.batch_size as i64) as usize;
+        let hold_for = (s.ack_wait / 4).min(MAX_HOLD);
+        unflushed.messages + s.batch_size <= max_pending / 2
+            && unflushed.since.is_some_and(|t| t.elapsed() < hold_for)
+    }
+
+    /// Applies one batch in one transaction (files and acknowledgements come with the flush).
+    async fn apply(&self, messages: &[Message]) -> Result<Outcome, String> {
         let started = Instant::now();
         let incoming: Vec<Incoming> = messages.iter().map(incoming).collect();
         let outcome = self
@@ -145,20 +237,50 @@ impl Worker {
             .apply(&incoming)
             .await
             .map_err(|e| e.to_string())?;
-        let conn = self.applier.pool().get().await.map_err(|e| e.to_string())?;
-        let applied = started.elapsed();
-        self.files
-            .write(&conn, &outcome.pages, &outcome.conversations)
-            .await
-            .map_err(|e| e.to_string())?;
-        let written = started.elapsed();
-        let acks = messages.iter().enumerate().map(|(i, m)| {
-            let kind = if outcome.poison.contains(&i) {
-                AckKind::Term
-            } else {
-                AckKind::Ack
-            };
-            async move { m.ack_with(kind).await }
+        tracing::debug!(
+            messages = messages.len(),
+            apply_ms = started.elapsed().as_millis() as u64,
+            "batch applied"
+        );
+        metrics::record(&outcome, &self.stream_name, started.elapsed());
+        Ok(outcome)
+    }
+
+    /// Writes the files of every committed batch in hand, then acknowledges them
+    /// (dead letters are terminated). When the files cannot be written, the
+    /// messages are handed back: their redelivery is skipped as duplicates and rewrites the files.
+    async fn flush(&self, unflushed: &mut Unflushed) {
+        if unflushed.is_empty() {
+            return;
+        }
+        let u = std::mem::take(unflushed);
+        let started = Instant::now();
+        let written = async {
+            let conn = self.applier.pool().get().await.map_err(|e| e.to_string())?;
+            self.files
+                .write(&conn, &u.pages, &u.conversations)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        if let Err(e) = written {
+            metrics::retried();
+            tracing::warn!(error = %e, "files not written; batches handed back for redelivery");
+            for (messages, _) in &u.batches {
+                nak_all(messages, backoff(1)).await;
+            }
+            return;
+        }
+        let files_ms = started.elapsed().as_millis() as u64;
+        let acks = u.batches.iter().flat_map(|(messages, poison)| {
+            messages.iter().enumerate().map(move |(i, m)| {
+                let kind = if poison.contains(&i) {
+                    AckKind::Term
+                } else {
+                    AckKind::Ack
+                };
+                async move { m.ack_with(kind).await }
+            })
         });
         for result in futures::future::join_all(acks).await {
             if let Err(e) = result {
@@ -166,22 +288,22 @@ impl Worker {
                 tracing::warn!(error = %e, "acknowledgement not sent");
             }
         }
-        if let Some(pending) = messages
+        if let Some(pending) = u
+            .batches
             .last()
+            .and_then(|(m, _)| m.last())
             .and_then(|m| m.info().ok())
             .map(|i| i.pending)
         {
             metrics::lag(pending);
         }
         tracing::debug!(
-            messages = messages.len(),
-            apply_ms = applied.as_millis() as u64,
-            files_ms = (written - applied).as_millis() as u64,
+            batches = u.batches.len(),
+            messages = u.messages,
+            files_ms,
             total_ms = started.elapsed().as_millis() as u64,
-            "batch done"
+            "files written and batches acknowledged"
         );
-        metrics::record(&outcome, &self.stream_name, started.elapsed());
-        Ok(outcome)
     }
 
     /// Whatever is available now, or else the first message to arrive within the expiry.
@@ -189,6 +311,7 @@ impl Worker {
         &self,
         shutdown: &CancellationToken,
         drain: bool,
+        wait: bool,
     ) -> Result<Vec<Message>, String> {
         // `expires` bounds a no-wait fetch too: without it a request the server
         // leaves open (it does, when fewer messages than asked are deliverable) waits forever.
@@ -205,7 +328,7 @@ impl Worker {
             .await
             .map_err(|_| "fetch did not end in time".to_owned())??;
         // A drain that finds nothing pending ends without waiting for the expiry.
-        if out.is_empty() && drain && self.caught_up().await {
+        if out.is_empty() && (!wait || drain && self.caught_up().await) {
             return Ok(out);
         }
         if out.is_empty() {
