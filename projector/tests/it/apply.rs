@@ -263,3 +263,32 @@ async fn files_move_when_a_page_gains_an_owner() {
     assert_eq!(items.len(), 2);
     assert!(!p.data_dir().join("facebook").join(PAGE).exists());
 }
+
+#[tokio::test]
+async fn the_newest_webhook_of_a_connected_page_is_recorded_whatever_the_order() {
+    // Arrange: page 101 is connected; 102 is not.
+    let p = TestProjector::new().await;
+    let connected = p
+        .count("WITH x AS (INSERT INTO integrations (page_id) VALUES ('101') RETURNING 1) SELECT count(*) FROM x")
+        .await;
+    assert_eq!(connected, 1);
+
+    // Act: ingest events out of order over two batches, a poller copy newer than all.
+    p.publish(&[message(Source::Ingest, PAGE, PSID, "w2", T + 20, "late")])
+        .await;
+    p.drain().await;
+    p.publish(&[
+        message(Source::Ingest, PAGE, PSID, "w1", T + 10, "early"),
+        message(Source::Poller, PAGE, PSID, "w3", T + 90, "polled"),
+        message(Source::Ingest, "102", PSID, "w4", T + 99, "other page"),
+    ])
+    .await;
+    p.drain().await;
+
+    // Assert: the receivedat (event time + 5 ms) of the newest ingest event of the page.
+    let at = p
+        .count("SELECT (extract(epoch FROM last_webhook_at) * 1000)::int8 FROM integrations WHERE page_id = '101'")
+        .await;
+    assert_eq!(at, T + 25);
+    assert_eq!(p.count("SELECT count(*) FROM integrations").await, 1);
+}
