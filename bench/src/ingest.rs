@@ -169,7 +169,7 @@ fn print_row(name: &str, r: &LoadResult, stored: u64) {
     );
 }
 
-async fn wait_ready(addr: SocketAddr, path: &str) -> anyhow::Result<()> {
+pub async fn wait_ready(addr: SocketAddr, path: &str) -> anyhow::Result<()> {
     let url = format!("http://{addr}{path}");
     for _ in 0..200 {
         if reqwest::get(&url).await.is_ok() {

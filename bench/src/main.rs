@@ -4,6 +4,7 @@
 //! the local NATS, drives it with signed deliveries from keep-alive connections,
 //! then does the same against a bare floor server (HMAC check + one acked publish).
 
+mod e2e;
 mod floor;
 mod ingest;
 mod load;
@@ -25,6 +26,8 @@ struct Cli {
 enum Command {
     /// Webhook deliveries/s and latency of `ingest`, and of the bare floor.
     Ingest(ingest::Args),
+    /// Webhook POST → conversation file latency of ingest and projector together.
+    E2e(e2e::Args),
     /// The floor server alone (started by `ingest`; not meant to be run by hand).
     FloorServer(floor::Args),
 }
@@ -32,6 +35,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Ingest(args) => ingest::run(args),
+        Command::E2e(args) => e2e::run(args),
         Command::FloorServer(args) => floor::serve(args),
     }
 }
