@@ -9,9 +9,17 @@ use pagesync_ingest::signature::AppSecret;
 use pagesync_runtime::config::parse_duration;
 use pagesync_testkit::private_nats::free_port;
 
-use crate::load::{self, LoadResult};
+use crate::{load, wrk};
 
 const SECRET: &str = "bench-app-secret";
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum Client {
+    /// The built-in Rust generator (hyper, one thread): no extra install.
+    Rust,
+    /// `wrk` (Debian package), replaying pre-signed unique deliveries.
+    Wrk,
+}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -24,6 +32,13 @@ pub struct Args {
     /// Size of each delivery body in bytes.
     #[arg(long, default_value_t = 1024)]
     body_size: usize,
+    /// Load generator.
+    #[arg(long, value_enum, default_value = "rust")]
+    client: Client,
+    /// With `--client wrk`: pre-signed deliveries per wrk thread (each is sent once;
+    /// size it above the expected rate × duration / 2).
+    #[arg(long, default_value_t = 400_000)]
+    wrk_requests_per_thread: usize,
     /// The ingest binary to measure (build it with `cargo build --release`).
     #[arg(long, default_value = "target/release/ingest")]
     ingest_bin: PathBuf,
@@ -39,52 +54,40 @@ impl Drop for Killed {
     }
 }
 
+/// One measured target.
+struct Row {
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+    ok: u64,
+    stored: u64,
+}
+
 #[tokio::main(flavor = "current_thread")]
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let secret = AppSecret::new(&SECRET.to_owned().into());
     let run_id = pagesync_testkit::unique_suffix();
-    let stream = format!("BENCH_{run_id}");
-    let prefix = format!("bench{run_id}");
     let js = async_nats::jetstream::new(async_nats::connect(&args.nats_url).await?);
 
-    let port = free_port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-    let _ingest = Killed(
+    let stream = format!("BENCH_{run_id}");
+    let addr = local_addr();
+    let ingest = Killed(
         Command::new(&args.ingest_bin)
             .env("INGEST_ADDR", addr.to_string())
             .env("FACEBOOK_APP_SECRET", SECRET)
             .env("FACEBOOK_VERIFY_TOKEN", "bench")
             .env("NATS_URL", &args.nats_url)
             .env("NATS_STREAM", &stream)
-            .env("NATS_SUBJECT_PREFIX", &prefix)
+            .env("NATS_SUBJECT_PREFIX", format!("bench{run_id}"))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()?,
     );
     wait_ready(addr, "/ready").await?;
-    // Warm up connections and JetStream before measuring.
-    load::run(
-        addr,
-        args.connections,
-        Duration::from_secs(1),
-        args.body_size,
-        &secret,
-        &format!("{run_id}w"),
-    )
-    .await?;
-    let measured = load::run(
-        addr,
-        args.connections,
-        args.duration,
-        args.body_size,
-        &secret,
-        &run_id,
-    )
-    .await?;
-    let mut info = js.get_stream(&stream).await?.info().await?.clone();
-    let stored = info.state.messages;
-    drop(_ingest);
-    js.delete_stream(&stream).await?;
+    let mut measured = measure(&args, addr, &secret, &format!("{run_id}i")).await?;
+    drop(ingest);
+    measured.stored = stream_count(&js, &stream).await?;
 
     let floor_stream = format!("BENCHFLOOR_{run_id}");
     pagesync_schema::ensure_stream(
@@ -96,76 +99,116 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         },
     )
     .await?;
-    let floor_port = free_port();
-    let floor_addr: SocketAddr = format!("127.0.0.1:{floor_port}").parse()?;
-    let _floor = Killed(
+    let floor_addr = local_addr();
+    let floor = Killed(
         Command::new(std::env::current_exe()?)
-            .args([
-                "floor-server",
-                "--addr",
-                &floor_addr.to_string(),
-                "--nats-url",
-                &args.nats_url,
-            ])
-            .args([
-                "--subject",
-                &format!("floor{run_id}.bench"),
-                "--secret",
-                SECRET,
-            ])
+            .args(["floor-server", "--addr", &floor_addr.to_string()])
+            .args(["--nats-url", &args.nats_url, "--secret", SECRET])
+            .args(["--subject", &format!("floor{run_id}.bench")])
             .spawn()?,
     );
     wait_ready(floor_addr, "/nothing").await?;
-    load::run(
-        floor_addr,
-        args.connections,
-        Duration::from_secs(1),
-        args.body_size,
-        &secret,
-        &format!("{run_id}fw"),
-    )
-    .await?;
-    let floor = load::run(
-        floor_addr,
-        args.connections,
-        args.duration,
-        args.body_size,
-        &secret,
-        &format!("{run_id}f"),
-    )
-    .await?;
-    drop(_floor);
-    info = js.get_stream(&floor_stream).await?.info().await?.clone();
-    let floor_stored = info.state.messages;
-    js.delete_stream(&floor_stream).await?;
+    let mut baseline = measure(&args, floor_addr, &secret, &format!("{run_id}f")).await?;
+    drop(floor);
+    baseline.stored = stream_count(&js, &floor_stream).await?;
 
+    let client = match args.client {
+        Client::Rust => "built-in Rust client (1 thread)",
+        Client::Wrk => "wrk -t2",
+    };
     println!(
-        "ingest benchmark: {} connections, {:?}, {}-byte signed deliveries, NATS {}",
+        "ingest benchmark: {} connections, {:?}, {}-byte signed deliveries, {client}, NATS {}",
         args.connections, args.duration, args.body_size, args.nats_url
     );
-    print_row(
-        "ingest (verify, split, publish, await ack)",
-        &measured,
-        stored,
-    );
-    print_row(
-        "floor  (verify, publish one, await ack)   ",
-        &floor,
-        floor_stored,
-    );
-    println!("ratio ingest/floor: {:.2}", measured.rate() / floor.rate());
+    print_row("ingest (verify, split, publish, await ack)", &measured);
+    print_row("floor  (verify, publish one, await ack)   ", &baseline);
+    println!("ratio ingest/floor: {:.2}", measured.rate / baseline.rate);
     Ok(())
 }
 
-fn print_row(name: &str, r: &LoadResult, stored: u64) {
+/// One second of warm-up (connections, JetStream), then the measured run.
+async fn measure(
+    args: &Args,
+    addr: SocketAddr,
+    secret: &AppSecret,
+    run: &str,
+) -> anyhow::Result<Row> {
+    let warm_up = format!("{run}w");
+    load::run(
+        addr,
+        args.connections,
+        Duration::from_secs(1),
+        args.body_size,
+        secret,
+        &warm_up,
+    )
+    .await?;
+    match args.client {
+        Client::Rust => {
+            let r = load::run(
+                addr,
+                args.connections,
+                args.duration,
+                args.body_size,
+                secret,
+                run,
+            )
+            .await?;
+            Ok(Row {
+                rate: r.rate(),
+                p50_ms: r.p(0.50),
+                p99_ms: r.p(0.99),
+                errors: r.errors,
+                ok: r.ok,
+                stored: 0,
+            })
+        }
+        Client::Wrk => {
+            let dir = tempfile::tempdir()?;
+            wrk::prepare(
+                dir.path(),
+                run,
+                args.wrk_requests_per_thread,
+                args.body_size,
+                secret,
+            )?;
+            let (path, connections, duration) =
+                (dir.path().to_owned(), args.connections, args.duration);
+            let r =
+                tokio::task::spawn_blocking(move || wrk::run(&path, addr, connections, duration))
+                    .await??;
+            let sent_per_thread = r.requests as usize / wrk::THREADS;
+            anyhow::ensure!(
+                sent_per_thread < args.wrk_requests_per_thread,
+                "wrk replayed deliveries ({} per thread); raise --wrk-requests-per-thread",
+                sent_per_thread
+            );
+            Ok(Row {
+                rate: r.rate,
+                p50_ms: r.p50_ms,
+                p99_ms: r.p99_ms,
+                errors: r.errors,
+                ok: r.requests - r.errors,
+                stored: 0,
+            })
+        }
+    }
+}
+
+fn local_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
+async fn stream_count(js: &async_nats::jetstream::Context, stream: &str) -> anyhow::Result<u64> {
+    let count = js.get_stream(stream).await?.info().await?.state.messages;
+    js.delete_stream(stream).await?;
+    Ok(count)
+}
+
+fn print_row(name: &str, r: &Row) {
     println!(
-        "{name}: {:>8.0} deliveries/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}  ({} ok, {} in stream incl. warm-up)",
-        r.rate(),
-        r.p(0.50),
-        r.p(0.99),
-        r.errors,
-        r.ok,
-        stored
+        "{name}: {:>8.0} deliveries/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}  ({} ok, {} in stream incl. 1 s warm-up)",
+        r.rate, r.p50_ms, r.p99_ms, r.errors, r.ok, r.stored
     );
 }
 

@@ -8,6 +8,7 @@ mod e2e;
 mod floor;
 mod ingest;
 mod load;
+mod wrk;
 
 use clap::{Parser, Subcommand};
 
