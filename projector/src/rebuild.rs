@@ -6,11 +6,11 @@
 
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::consumer::{DeliverPolicy, pull};
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::stream::Stream;
 use futures::StreamExt;
 
-use crate::batch::Applier;
+use crate::batch::{Applier, Incoming};
 use crate::consumer::{ConsumerSettings, RunError, incoming};
 use crate::files::Files;
 
@@ -93,6 +93,16 @@ pub async fn rebuild(
     Ok(report)
 }
 
+/// Fewest events per replay transaction: the per-transaction cost (lock, a dozen
+/// statements, the summary fold) is paid once per this many events.
+const REPLAY_BATCH: usize = 20_000;
+
+/// Most messages asked for by one fetch of the replay.
+const REPLAY_FETCH: usize = 5_000;
+
+/// How long the replay waits for messages before calling the stream stalled.
+const REPLAY_STALL: Duration = Duration::from_secs(30);
+
 async fn replay(
     stream: &Stream,
     applier: &Applier,
@@ -100,37 +110,20 @@ async fn replay(
     last: u64,
     total: u64,
 ) -> Result<u64, RunError> {
-    let consumer = stream
-        .create_consumer(pull::OrderedConfig {
-            filter_subject: settings.filter_subject.clone(),
-            deliver_policy: DeliverPolicy::All,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| RunError::Consumer(e.to_string()))?;
-    let mut messages = consumer
-        .messages()
-        .await
-        .map_err(|e| RunError::Consumer(e.to_string()))?
-        .ready_chunks(settings.batch_size);
+    // Batches are collected by their own task, so the next one fills while this one is applied.
+    let size = settings.batch_size.max(REPLAY_BATCH);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let reader = Reader {
+        stream: stream.clone(),
+        filter_subject: settings.filter_subject.clone(),
+        last,
+    };
+    let collector = tokio::spawn(reader.run(size, tx));
     let started = Instant::now();
     let mut last_report = Instant::now();
     let mut done = 0u64;
-    let mut seq = 0u64;
-    while seq < last {
-        let chunk = tokio::time::timeout(Duration::from_secs(30), messages.next())
-            .await
-            .map_err(|_| RunError::Consumer("replay stalled for 30 s".into()))?
-            .ok_or_else(|| RunError::Consumer("replay ended early".into()))?;
-        let mut batch = Vec::with_capacity(chunk.len());
-        for m in chunk {
-            let m = m.map_err(|e| RunError::Consumer(e.to_string()))?;
-            let item = incoming_ordered(&m);
-            seq = seq.max(item.seq);
-            if item.seq <= last {
-                batch.push(item);
-            }
-        }
+    while let Some(batch) = rx.recv().await {
+        let (batch, seq) = batch?;
         // A batch that fails is retried until it applies: a rebuild never skips events.
         let mut attempt = 0u32;
         loop {
@@ -158,9 +151,118 @@ async fn replay(
             );
         }
     }
+    collector
+        .await
+        .map_err(|e| RunError::Consumer(e.to_string()))?;
     Ok(done)
 }
 
-fn incoming_ordered(m: &async_nats::jetstream::Message) -> crate::batch::Incoming {
-    incoming(m)
+type Collected = Result<(Vec<Incoming>, u64), RunError>;
+
+/// Reads the stream up to sequence `last` with explicit fetches from an ephemeral
+/// consumer without acknowledgements, checking that no delivery is missing (a gap
+/// in the consumer sequence restarts it after the last message received).
+struct Reader {
+    stream: Stream,
+    filter_subject: String,
+    last: u64,
+}
+
+impl Reader {
+    /// Sends batches of `size` messages (the last one shorter) with the highest
+    /// sequence read so far; ends after `last`, or with an error.
+    async fn run(self, size: usize, tx: tokio::sync::mpsc::Sender<Collected>) {
+        if let Err(e) = self.read(size, &tx).await {
+            let _ = tx.send(Err(e)).await;
+        }
+    }
+
+    async fn read(
+        &self,
+        size: usize,
+        tx: &tokio::sync::mpsc::Sender<Collected>,
+    ) -> Result<(), RunError> {
+        let mut seq = 0u64;
+        let mut consumer = self.consumer(seq).await?;
+        let mut delivered = 0u64;
+        let mut batch = Vec::with_capacity(size);
+        let mut progress_at = Instant::now();
+        while seq < self.last {
+            let remaining = usize::try_from(self.last - seq).unwrap_or(usize::MAX);
+            let want = REPLAY_FETCH.min(size - batch.len()).min(remaining);
+            let fetched = consumer
+                .fetch()
+                .max_messages(want)
+                .expires(Duration::from_secs(1))
+                .messages()
+                .await
+                .map_err(|e| RunError::Consumer(e.to_string()))?;
+            let fetched: Vec<_> = fetched.collect().await;
+            // Nothing left for the filter (the last messages may be on other subjects).
+            if fetched.is_empty() && consumer.info().await.is_ok_and(|i| i.num_pending == 0) {
+                seq = self.last;
+            }
+            let mut gap = false;
+            for m in fetched {
+                let m = m.map_err(|e| RunError::Consumer(e.to_string()))?;
+                let info = m.info().map_err(|e| RunError::Consumer(e.to_string()))?;
+                if info.consumer_sequence != delivered + 1 {
+                    gap = true;
+                    break;
+                }
+                delivered += 1;
+                seq = info.stream_sequence;
+                progress_at = Instant::now();
+                if seq <= self.last {
+                    batch.push(incoming(&m));
+                }
+            }
+            if gap {
+                tracing::warn!(
+                    after = seq,
+                    "replay missed a delivery; reading again after it"
+                );
+                let _ = self
+                    .stream
+                    .delete_consumer(consumer.cached_info().name.as_str())
+                    .await;
+                consumer = self.consumer(seq).await?;
+                delivered = 0;
+            } else if progress_at.elapsed() >= REPLAY_STALL {
+                return Err(RunError::Consumer(format!(
+                    "replay stalled for {} s at sequence {seq}",
+                    REPLAY_STALL.as_secs()
+                )));
+            }
+            if batch.len() >= size || (seq >= self.last && !batch.is_empty()) {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(size));
+                if tx.send(Ok((full, seq))).await.is_err() {
+                    break;
+                }
+            }
+        }
+        let _ = self
+            .stream
+            .delete_consumer(consumer.cached_info().name.as_str())
+            .await;
+        Ok(())
+    }
+
+    /// An ephemeral consumer delivering from the message after `seq`.
+    async fn consumer(&self, seq: u64) -> Result<PullConsumer, RunError> {
+        self.stream
+            .create_consumer(pull::Config {
+                description: Some("pagesync projector rebuild".into()),
+                ack_policy: AckPolicy::None,
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: seq + 1,
+                },
+                filter_subject: self.filter_subject.clone(),
+                inactive_threshold: Duration::from_secs(60),
+                memory_storage: true,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| RunError::Consumer(e.to_string()))
+    }
 }
