@@ -20,6 +20,11 @@ use crate::metrics;
 /// Longest time committed batches wait for their files while a backlog lasts.
 const MAX_HOLD: Duration = Duration::from_secs(5);
 
+/// How often, and how many times, a drain with nothing pending asks whether its
+/// acknowledgements were processed before falling back to a fetch.
+const SETTLE_INTERVAL: Duration = Duration::from_millis(10);
+const SETTLE_POLLS: u32 = 20;
+
 /// Settings of the consumer loop.
 #[derive(Clone, Debug)]
 pub struct ConsumerSettings {
@@ -133,7 +138,7 @@ impl Worker {
                 self.check_owners().await;
             }
             if drain && maybe_done && unflushed.is_empty() && prefetched.is_none() {
-                if self.caught_up().await {
+                if self.settled().await {
                     break;
                 }
                 maybe_done = false;
@@ -354,6 +359,25 @@ impl Worker {
         }
         out.sort_by_key(|m| m.info().map(|i| i.stream_sequence).unwrap_or(0));
         Ok(out)
+    }
+
+    /// Whether a drain is done once the acknowledgements just sent are processed:
+    /// while only they are outstanding, asks again for a short while instead of
+    /// waiting out a fetch's expiry.
+    async fn settled(&self) -> bool {
+        for _ in 0..SETTLE_POLLS {
+            let mut consumer = self.consumer.clone();
+            match consumer.info().await {
+                Ok(info) if info.num_pending > 0 => return false,
+                Ok(info) if info.num_ack_pending == 0 => return true,
+                Ok(_) => tokio::time::sleep(SETTLE_INTERVAL).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "consumer info unavailable");
+                    return false;
+                }
+            }
+        }
+        false
     }
 
     async fn caught_up(&self) -> bool {
