@@ -163,11 +163,25 @@ fn prepare(batch: &[Incoming]) -> Prepared {
 #[derive(Clone)]
 pub struct Applier {
     pool: Pool,
+    /// A rebuild replays history: its per-message conversation logs go to DEBUG so a
+    /// replay of millions of events does not flood the INFO log.
+    replaying: bool,
 }
 
 impl Applier {
     pub fn new(pool: Pool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            replaying: false,
+        }
+    }
+
+    /// The same applier for a rebuild.
+    pub fn replaying(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            replaying: true,
+        }
     }
 
     pub fn pool(&self) -> &Pool {
@@ -179,10 +193,10 @@ impl Applier {
         let prepared = prepare(batch);
         let mut conn = self.pool.get().await?;
         let client: &mut tokio_postgres::Client = &mut conn;
-        match apply_prepared(client, &prepared, false).await {
+        match apply_prepared(client, &prepared, false, self.replaying).await {
             Err(e) if e.is_data() => {
                 tracing::warn!(error = %e, "batch failed on its data; applying it event by event");
-                apply_prepared(client, &prepared, true).await
+                apply_prepared(client, &prepared, true, self.replaying).await
             }
             other => other,
         }
@@ -193,6 +207,7 @@ async fn apply_prepared(
     client: &mut tokio_postgres::Client,
     prepared: &Prepared,
     one_by_one: bool,
+    replaying: bool,
 ) -> Result<Outcome, ApplyError> {
     let mut tx = client.transaction().await?;
     let ids: Vec<&str> = prepared
@@ -275,7 +290,7 @@ async fn apply_prepared(
         .iter()
         .map(|m| (m.page.clone(), m.psid.clone(), m.mid.clone()))
         .collect();
-    log_conversations(&inserted_messages, &counts);
+    log_conversations(&inserted_messages, &counts, replaying);
     let dead: Vec<&DeadLetter> = prepared.dead.iter().chain(&late).collect();
     outcome.new_dead_letters = record_dead_letters(&tx, &dead).await?;
     outcome.poison = dead.iter().map(|d| d.idx).collect();
@@ -287,6 +302,7 @@ async fn apply_prepared(
 fn log_conversations(
     inserted: &[(String, String, String)],
     counts: &BTreeMap<(String, String), i32>,
+    replaying: bool,
 ) {
     let mut seen: BTreeMap<(&str, &str), i32> = BTreeMap::new();
     for (page, psid, _) in inserted {
@@ -298,10 +314,12 @@ fn log_conversations(
             .copied()
             .unwrap_or(new);
         for i in 0..new {
-            if total - new == 0 && i == 0 {
-                tracing::info!(page_id, psid, "new conversation");
-            } else {
-                tracing::info!(page_id, psid, "continuing conversation");
+            let first = total - new == 0 && i == 0;
+            match (first, replaying) {
+                (true, false) => tracing::info!(page_id, psid, "new conversation"),
+                (false, false) => tracing::info!(page_id, psid, "continuing conversation"),
+                (true, true) => tracing::debug!(page_id, psid, "new conversation"),
+                (false, true) => tracing::debug!(page_id, psid, "continuing conversation"),
             }
         }
     }

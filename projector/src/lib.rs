@@ -107,7 +107,7 @@ impl App {
     pub async fn rebuild(mut self) -> Result<RebuildReport, RunError> {
         rebuild::rebuild(
             &mut self.stream,
-            &self.worker.applier,
+            &self.worker.applier.replaying(),
             &self.worker.files,
             &self.worker.settings,
         )

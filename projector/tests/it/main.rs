@@ -2,6 +2,7 @@
 
 mod apply;
 mod failures;
+mod logs;
 mod property;
 mod rebuild;
 mod support;
