@@ -119,9 +119,7 @@ fn readiness(nats: &connect::Nats, config: &Config) -> ReadyCheck {
     Arc::new(move || {
         let (client, js, stream) = (client.clone(), js.clone(), stream.clone());
         Box::pin(async move {
-            if client.connection_state() != async_nats::connection::State::Connected {
-                return Err("NATS is not connected".to_owned());
-            }
+            pagesync_runtime::ops::nats_connected(&client)?;
             js.get_stream(&stream)
                 .await
                 .map(|_| ())

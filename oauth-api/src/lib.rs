@@ -134,7 +134,10 @@ impl App {
             session_ttl: config.session_ttl,
             self_test_timeout: config.self_test_timeout,
         });
-        let router = router(state, ready_check(nats.client.clone(), pool));
+        let router = router(
+            state,
+            pagesync_runtime::ops::nats_and_postgres(nats.client.clone(), pool),
+        );
         let listener = pagesync_runtime::bind(config.oauth_api_addr).await?;
         Ok(Self { listener, router })
     }
@@ -232,24 +235,4 @@ fn router(state: Arc<AppState>, ready: ReadyCheck) -> Router {
 /// A request span with the path only: the callback's query holds the login code.
 fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
-}
-
-/// Ready while NATS is connected and Postgres answers.
-fn ready_check(nats: async_nats::Client, pool: Pool) -> ReadyCheck {
-    Arc::new(move || {
-        let (nats, pool) = (nats.clone(), pool.clone());
-        Box::pin(async move {
-            if nats.connection_state() != async_nats::connection::State::Connected {
-                return Err("NATS is not connected".to_owned());
-            }
-            let conn = tokio::time::timeout(Duration::from_secs(2), pool.get())
-                .await
-                .map_err(|_| "Postgres did not answer in time".to_owned())?
-                .map_err(|_| "Postgres is unreachable".to_owned())?;
-            conn.simple_query("SELECT 1")
-                .await
-                .map_err(|_| "Postgres does not answer".to_owned())?;
-            Ok(())
-        })
-    })
 }

@@ -16,7 +16,6 @@ use pagesync_crypto::TokenCipher;
 use pagesync_graph::{GraphClient, GraphConfig, RetryPolicy};
 use pagesync_runtime::CancellationToken;
 use pagesync_runtime::connect::{self, ConnectError};
-use pagesync_runtime::ops::ReadyCheck;
 use pagesync_schema::{PageId, Publisher};
 use rand::Rng;
 
@@ -135,7 +134,10 @@ impl App {
             nats,
             listener,
         } = self;
-        let router = pagesync_runtime::ops::router(ready_check(nats, poller.pool.clone()));
+        let router = pagesync_runtime::ops::router(pagesync_runtime::ops::nats_and_postgres(
+            nats,
+            poller.pool.clone(),
+        ));
         let server = tokio::spawn(pagesync_runtime::serve(listener, router, shutdown.clone()));
         let jitter = config.poll_start_jitter;
         let mut delay = if jitter.is_zero() {
@@ -218,24 +220,4 @@ fn graph_config(config: &Config) -> GraphConfig {
         ..RetryPolicy::default()
     };
     g
-}
-
-/// Ready while NATS is connected and Postgres answers.
-fn ready_check(nats: async_nats::Client, pool: deadpool_postgres::Pool) -> ReadyCheck {
-    Arc::new(move || {
-        let (nats, pool) = (nats.clone(), pool.clone());
-        Box::pin(async move {
-            if nats.connection_state() != async_nats::connection::State::Connected {
-                return Err("NATS is not connected".to_owned());
-            }
-            let conn = pool
-                .get()
-                .await
-                .map_err(|_| "Postgres is unreachable".to_owned())?;
-            conn.simple_query("SELECT 1")
-                .await
-                .map_err(|_| "Postgres does not answer".to_owned())?;
-            Ok(())
-        })
-    })
 }

@@ -10,13 +10,10 @@ pub mod metrics;
 pub mod rebuild;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::Pool;
 use pagesync_runtime::CancellationToken;
 use pagesync_runtime::connect::{self, ConnectError};
-use pagesync_runtime::ops::ReadyCheck;
 use tokio::net::TcpListener;
 
 pub use config::{Command, Config};
@@ -69,7 +66,10 @@ impl App {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| BuildError::Bind { addr, source })?;
-        let router = pagesync_runtime::ops::router(ready_check(nats.client.clone(), pool.clone()));
+        let router = pagesync_runtime::ops::router(pagesync_runtime::ops::nats_and_postgres(
+            nats.client.clone(),
+            pool.clone(),
+        ));
         let worker = Worker {
             consumer,
             applier: Applier::new(pool),
@@ -131,23 +131,4 @@ impl App {
         }
         result
     }
-}
-
-fn ready_check(client: async_nats::Client, pool: Pool) -> ReadyCheck {
-    Arc::new(move || {
-        let (client, pool) = (client.clone(), pool.clone());
-        Box::pin(async move {
-            if client.connection_state() != async_nats::connection::State::Connected {
-                return Err("NATS is not connected".to_owned());
-            }
-            let conn = tokio::time::timeout(Duration::from_secs(2), pool.get())
-                .await
-                .map_err(|_| "Postgres did not answer in time".to_owned())?
-                .map_err(|_| "Postgres is unreachable".to_owned())?;
-            conn.simple_query("SELECT 1")
-                .await
-                .map_err(|_| "Postgres did not answer".to_owned())?;
-            Ok(())
-        })
-    })
 }

@@ -15,6 +15,37 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub type ReadyCheck =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
 
+/// Err while the NATS connection is down.
+pub fn nats_connected(client: &async_nats::Client) -> Result<(), String> {
+    match client.connection_state() {
+        async_nats::connection::State::Connected => Ok(()),
+        _ => Err("NATS is not connected".to_owned()),
+    }
+}
+
+/// Err unless Postgres hands out a connection and answers `SELECT 1` within 2 s.
+pub async fn postgres_answers(pool: &deadpool_postgres::Pool) -> Result<(), String> {
+    let conn = tokio::time::timeout(std::time::Duration::from_secs(2), pool.get())
+        .await
+        .map_err(|_| "Postgres did not answer in time".to_owned())?
+        .map_err(|_| "Postgres is unreachable".to_owned())?;
+    conn.simple_query("SELECT 1")
+        .await
+        .map_err(|_| "Postgres does not answer".to_owned())?;
+    Ok(())
+}
+
+/// Readiness of a process that uses NATS and Postgres.
+pub fn nats_and_postgres(client: async_nats::Client, pool: deadpool_postgres::Pool) -> ReadyCheck {
+    Arc::new(move || {
+        let (client, pool) = (client.clone(), pool.clone());
+        Box::pin(async move {
+            nats_connected(&client)?;
+            postgres_answers(&pool).await
+        })
+    })
+}
+
 /// The process-wide Prometheus recorder. The `metrics` facade is global by design,
 /// so every app in a process (several in tests) shares one registry.
 pub fn metrics_handle() -> PrometheusHandle {
