@@ -5,6 +5,7 @@
 //! ones) and never share a stream, subject prefix, database or directory.
 
 mod db;
+pub mod logs;
 pub mod nats;
 pub mod private_nats;
 pub mod wait;

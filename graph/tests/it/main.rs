@@ -327,55 +327,34 @@ async fn the_send_api_returns_the_message_id_and_refuses_outside_the_window() {
 
 #[test]
 fn the_token_never_appears_in_captured_logs() {
-    let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
-    let writer = {
-        let buf = buf.clone();
-        move || CaptureWriter(buf.clone())
-    };
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(writer)
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
+    let logs = pagesync_testkit::logs::capture("trace");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let fake = fake_with_page().await;
+        fake.set_conversations_page_size(1);
+        fake.add_message(PAGE, "a", FakeMessage::customer("m_a", "hi", at(1)));
+        fake.add_message(PAGE, "b", FakeMessage::customer("m_b", "hi", at(2)));
+        fake.inject(
+            Match::path("conversations"),
+            Fault::ServerError(500),
+            Some(1),
+        );
+        let graph = client(&fake);
+        let token = AccessToken::new(TOKEN);
+        graph
+            .conversations(PAGE, &token, 20)
+            .collect_all()
+            .await
             .unwrap();
-        rt.block_on(async {
-            let fake = fake_with_page().await;
-            fake.set_conversations_page_size(1);
-            fake.add_message(PAGE, "a", FakeMessage::customer("m_a", "hi", at(1)));
-            fake.add_message(PAGE, "b", FakeMessage::customer("m_b", "hi", at(2)));
-            fake.inject(
-                Match::path("conversations"),
-                Fault::ServerError(500),
-                Some(1),
-            );
-            let graph = client(&fake);
-            let token = AccessToken::new(TOKEN);
-            graph
-                .conversations(PAGE, &token, 20)
-                .collect_all()
-                .await
-                .unwrap();
-            fake.revoke_token(PAGE);
-            let err = graph.page(PAGE, &token).await.unwrap_err();
-            tracing::error!(error = %err, debug = ?err, token = ?token, "logged by a caller");
-        });
+        fake.revoke_token(PAGE);
+        let err = graph.page(PAGE, &token).await.unwrap_err();
+        tracing::error!(error = %err, debug = ?err, token = ?token, "logged by a caller");
     });
-    let logs = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+    // The capture is global: it holds every test of this binary, and all use TOKEN.
+    let logs = logs.text();
     assert!(logs.contains("Graph call"), "debug logs were captured");
     assert!(!logs.contains(TOKEN), "{logs}");
-}
-
-struct CaptureWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for CaptureWriter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }

@@ -1,45 +1,20 @@
-use std::sync::{Mutex, Once};
-
 use opentelemetry::trace::TracerProvider as _;
-use tracing_subscriber::layer::SubscriberExt;
+use pagesync_testkit::logs::CapturedLogs;
 
 use crate::app::{TestApp, message_delivery};
 
-/// Everything the test binary logs once tracing is installed, spans included.
-static CAPTURED: Mutex<Vec<u8>> = Mutex::new(Vec::new());
-
-struct Capture;
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        CAPTURED.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Installs, once per test binary, what `OTEL_EXPORTER_OTLP_ENDPOINT` installs in
-/// a real process, minus the exporter, plus a log capture at TRACE that records
-/// every span's fields. Other tests only gain a traceparent header.
-fn install_tracing() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
+/// a real process, minus the exporter, plus the testkit's log capture at TRACE, which
+/// records every span's fields. Other tests only gain a traceparent header.
+fn install_tracing() -> &'static CapturedLogs {
+    pagesync_testkit::logs::capture_with("trace", || {
         opentelemetry::global::set_text_map_propagator(
             opentelemetry_sdk::propagation::TraceContextPropagator::new(),
         );
         let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
         let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("ingest-test"));
-        let capture = tracing_subscriber::fmt::layer()
-            .with_writer(|| Capture)
-            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::NEW)
-            .with_ansi(false);
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_subscriber::EnvFilter::new("trace"))
-            .with(capture)
-            .with(layer);
-        tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
-    });
+        Some(Box::new(layer))
+    })
 }
 
 #[tokio::test]
@@ -84,7 +59,7 @@ async fn with_tracing_on_every_published_event_carries_the_requests_traceparent(
 
 #[tokio::test]
 async fn the_verify_token_never_reaches_logs_or_spans() {
-    install_tracing();
+    let logs = install_tracing();
     let nats = pagesync_testkit::TestNats::new().await;
     let mut config = crate::app::config(&nats);
     config.telemetry.otel_exporter_otlp_endpoint = Some("http://127.0.0.1:4318".to_owned());
@@ -103,7 +78,7 @@ async fn the_verify_token_never_reaches_logs_or_spans() {
             .unwrap();
         assert!(res.status().is_success() || res.status() == 403);
     }
-    let logs = String::from_utf8(CAPTURED.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     assert!(
         logs.contains("path=/facebook/webhook"),
         "the request span was not captured"

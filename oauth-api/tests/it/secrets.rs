@@ -1,7 +1,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::support::{Auth, PAGE_A, PAGE_B, TestApp, captured_logs, files_under};
+use crate::support::{Auth, PAGE_A, PAGE_B, TestApp, files_under};
 
 /// Every text, JSON and bytea value of every table, as bytes.
 async fn database_contents(t: &TestApp) -> Vec<(String, Vec<u8>)> {
@@ -110,7 +110,7 @@ async fn no_token_or_secret_appears_in_the_database_logs_responses_or_files() {
     .await;
 
     let db = database_contents(&t).await;
-    let logs = captured_logs().lock().unwrap().clone();
+    let logs = pagesync_testkit::logs::capture("trace").bytes();
     let bodies = t.bodies.lock().unwrap().clone();
     let files: Vec<_> = files_under(t.data_dir())
         .into_iter()

@@ -2,7 +2,7 @@
 //! for the self-test, a real ingest and projector on the same stream and database.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use pagesync_crypto::{EncryptionKey, OldKeys, TokenCipher, parse_old_keys};
@@ -123,7 +123,7 @@ impl TestApp {
     }
 
     async fn start(pipeline: bool) -> Self {
-        captured_logs();
+        pagesync_testkit::logs::capture("trace");
         let (nats, db, fake) = (
             TestNats::new().await,
             TestDb::new().await,
@@ -370,33 +370,4 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
-}
-
-/// Every log line of this test binary, at TRACE, from a global subscriber installed once.
-pub fn captured_logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let writer = {
-            let buf = buf.clone();
-            move || CaptureWriter(buf.clone())
-        };
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(writer)
-            .init();
-        buf
-    })
-}
-
-struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for CaptureWriter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }

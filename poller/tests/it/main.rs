@@ -1,6 +1,5 @@
 //! The poller against the fake Graph API, real NATS and real Postgres.
 
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -58,7 +57,7 @@ impl TestApp {
     }
 
     async fn spawn_with(extra: &[&str]) -> Self {
-        captured_logs();
+        pagesync_testkit::logs::capture("trace");
         let (nats, db, fake) = (
             TestNats::new().await,
             TestDb::new().await,
@@ -412,7 +411,7 @@ async fn the_page_token_never_appears_in_captured_logs() {
     t.cycle().await;
 
     // Every test of this binary logs into the same capture, and all use TOKEN.
-    let logs = String::from_utf8(captured_logs().lock().unwrap().clone()).unwrap();
+    let logs = pagesync_testkit::logs::capture("trace").text();
     assert!(logs.contains("page polled"), "logs were captured");
     assert!(logs.contains("needs re-authentication"));
     assert!(logs.contains("Graph call"));
@@ -497,33 +496,4 @@ fn a_missing_or_malformed_encryption_key_fails_in_one_line_without_echoing_it() 
     assert!(bad.contains("TOKEN_ENCRYPTION_KEY"), "{bad}");
     assert!(!bad.contains("bm90LTMyLWJ5dGVz"), "{bad}");
     assert_eq!(bad.lines().count(), 1);
-}
-
-/// Every log line of this test binary, at TRACE, from a global subscriber installed once.
-fn captured_logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let writer = {
-            let buf = buf.clone();
-            move || CaptureWriter(buf.clone())
-        };
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(writer)
-            .init();
-        buf
-    })
-}
-
-struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for CaptureWriter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
