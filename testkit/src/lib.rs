@@ -4,6 +4,7 @@
 //! Tests use the servers at `NATS_URL` and `DATABASE_URL` (defaults: the local
 //! ones) and never share a stream, subject prefix, database or directory.
 
+mod cleanup;
 mod db;
 pub mod logs;
 pub mod nats;

@@ -140,18 +140,14 @@ impl StoredMessage {
 impl Drop for TestNats {
     fn drop(&mut self) {
         let (url, stream) = (self.url.clone(), self.stream.to_string());
-        // Drop cannot await; a short-lived thread with its own runtime does the cleanup.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("cleanup runtime");
-            rt.block_on(async move {
-                if let Ok(client) = async_nats::connect(&url).await {
-                    let _ = jetstream::new(client).delete_stream(&stream).await;
-                }
-            });
-        })
-        .join();
+        crate::cleanup::run(format!("stream {stream}"), async move {
+            let client = async_nats::connect(&url).await.map_err(|e| e.to_string())?;
+            match jetstream::new(client).delete_stream(&stream).await {
+                Ok(_) => Ok(()),
+                // A test that never created its stream has nothing to delete.
+                Err(e) if e.to_string().contains("stream not found") => Ok(()),
+                Err(e) => Err(e.to_string()),
+            }
+        });
     }
 }
