@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, context::PublishAckFuture, stream};
-use futures::future::try_join_all;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 
 use crate::Event;
 
@@ -169,15 +170,21 @@ impl Publisher {
         &self.prefix
     }
 
-    /// Publishes every event, pipelined (all sent before any acknowledgement is
-    /// awaited), and returns once JetStream acknowledged each one.
-    /// `traceparent`, when given, is copied to every message.
+    /// Publishes every event, pipelined, and returns once JetStream acknowledged
+    /// each one. `traceparent`, when given, is copied to every message.
+    ///
+    /// Acknowledgements are awaited by a separate task as they arrive, not after the
+    /// last publish: async-nats bounds the unacknowledged publishes of a connection
+    /// and frees a slot only when its ack future completes, so concurrent callers that
+    /// each held their acks until done publishing could take every slot and wait on
+    /// one another forever.
     pub async fn publish_all(
         &self,
         events: &[Event],
         traceparent: Option<&str>,
     ) -> Result<PublishReport, PublishError> {
-        let mut pending: Vec<PublishAckFuture> = Vec::with_capacity(events.len());
+        let (acks, pending) = tokio::sync::mpsc::unbounded_channel::<PublishAckFuture>();
+        let collector = tokio::spawn(collect_acks(pending));
         for event in events {
             let mut headers = HeaderMap::new();
             headers.insert(async_nats::header::NATS_MESSAGE_ID, event.msg_id().as_str());
@@ -188,14 +195,40 @@ impl Publisher {
                 .js
                 .publish_with_headers(event.subject(&self.prefix), headers, event.to_json().into())
                 .await?;
-            pending.push(ack);
+            if acks.send(ack).is_err() {
+                break; // An acknowledgement failed: the collector reports it below.
+            }
         }
-        let acks = try_join_all(pending.into_iter().map(|f| f.into_future())).await?;
-        let duplicates = acks.iter().filter(|a| a.duplicate).count();
-        Ok(PublishReport {
-            stored: acks.len() - duplicates,
-            duplicates,
-        })
+        drop(acks);
+        match collector.await {
+            Ok(report) => report,
+            Err(join) => std::panic::resume_unwind(join.into_panic()),
+        }
+    }
+}
+
+/// Awaits acknowledgements as they arrive until the sender is dropped and all are in.
+async fn collect_acks(
+    mut incoming: tokio::sync::mpsc::UnboundedReceiver<PublishAckFuture>,
+) -> Result<PublishReport, PublishError> {
+    let mut waiting = FuturesUnordered::new();
+    let mut report = PublishReport::default();
+    let mut open = true;
+    loop {
+        tokio::select! {
+            next = incoming.recv(), if open => match next {
+                Some(ack) => waiting.push(ack.into_future()),
+                None => open = false,
+            },
+            Some(done) = waiting.next() => {
+                if done?.duplicate {
+                    report.duplicates += 1;
+                } else {
+                    report.stored += 1;
+                }
+            }
+            else => return Ok(report),
+        }
     }
 }
 
