@@ -21,7 +21,6 @@ use pagesync_runtime::CancellationToken;
 use pagesync_runtime::connect::{self, ConnectError};
 use pagesync_runtime::ops::ReadyCheck;
 use pagesync_schema::Publisher;
-use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
 pub use config::Config;
@@ -40,8 +39,7 @@ pub enum BuildError {
 
 /// A built ingest service: connected to NATS, listening, not yet serving.
 pub struct App {
-    listener: TcpListener,
-    router: Router,
+    http: pagesync_runtime::HttpService,
 }
 
 impl App {
@@ -71,20 +69,18 @@ impl App {
         };
         let router = router(state, readiness(&nats, &config), span_level)
             .layer(DefaultBodyLimit::max(config.ingest_max_body_bytes));
-        let listener = pagesync_runtime::bind(config.ingest_addr).await?;
-        Ok(Self { listener, router })
+        let http =
+            pagesync_runtime::HttpService::bind("ingest", config.ingest_addr, router).await?;
+        Ok(Self { http })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.http.local_addr()
     }
 
     /// Serves until `shutdown` is cancelled, then finishes in-flight deliveries.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        tracing::info!(addr = %self.local_addr(), "ingest listening");
-        pagesync_runtime::serve(self.listener, self.router, shutdown).await
+        self.http.run_until_stopped(shutdown).await
     }
 }
 

@@ -31,7 +31,6 @@ use pagesync_runtime::connect::ConnectError;
 use pagesync_runtime::ops::ReadyCheck;
 use pagesync_schema::Publisher;
 use secrecy::{ExposeSecret, SecretString};
-use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -87,8 +86,7 @@ pub struct AppState {
 
 /// A built oauth-api: connected, keys checked, listening, not yet serving.
 pub struct App {
-    listener: TcpListener,
-    router: Router,
+    http: pagesync_runtime::HttpService,
 }
 
 impl App {
@@ -138,20 +136,18 @@ impl App {
             state,
             pagesync_runtime::ops::nats_and_postgres(nats.client.clone(), pool),
         );
-        let listener = pagesync_runtime::bind(config.oauth_api_addr).await?;
-        Ok(Self { listener, router })
+        let http =
+            pagesync_runtime::HttpService::bind("oauth-api", config.oauth_api_addr, router).await?;
+        Ok(Self { http })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.http.local_addr()
     }
 
     /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        tracing::info!(addr = %self.local_addr(), "oauth-api listening");
-        pagesync_runtime::serve(self.listener, self.router, shutdown).await
+        self.http.run_until_stopped(shutdown).await
     }
 }
 

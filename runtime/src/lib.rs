@@ -24,6 +24,41 @@ pub async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener,
         .map_err(|source| BindError { addr, source })
 }
 
+/// An HTTP service that is bound but not yet serving: tests read its port
+/// before it runs.
+pub struct HttpService {
+    name: &'static str,
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+}
+
+impl HttpService {
+    /// Binds `addr` (port 0 picks a free port) for `router`.
+    pub async fn bind(
+        name: &'static str,
+        addr: std::net::SocketAddr,
+        router: axum::Router,
+    ) -> Result<Self, BindError> {
+        Ok(Self {
+            name,
+            listener: bind(addr).await?,
+            router,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        tracing::info!(addr = %self.local_addr(), "{} listening", self.name);
+        serve(self.listener, self.router, shutdown).await
+    }
+}
+
 /// Binds `addr` (port 0 allowed) and serves `app` until `shutdown` is cancelled,
 /// then lets in-flight requests finish.
 pub async fn serve(
