@@ -41,7 +41,7 @@ fn a_malformed_variable_is_named_without_echoing_its_value() {
 async fn sigterm_stops_the_binary_gracefully_with_exit_code_zero() {
     let nats = TestNats::new().await;
     let port = free_port();
-    let mut child = ingest()
+    let child = ingest()
         .envs(nats.env())
         .env("FACEBOOK_APP_SECRET", "the-app-secret-value")
         .env("FACEBOOK_VERIFY_TOKEN", "the-verify-token-value")
@@ -60,22 +60,7 @@ async fn sigterm_stops_the_binary_gracefully_with_exit_code_zero() {
     })
     .await;
 
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = tokio::task::spawn_blocking(move || {
-        let status = child.wait().unwrap();
-        let mut logs = String::new();
-        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut logs).unwrap();
-        (status, logs)
-    })
-    .await
-    .unwrap();
+    let status = terminate(child).await;
     assert!(status.0.success(), "exit: {:?}\n{}", status.0, status.1);
     assert!(
         !status.1.contains("the-app-secret-value") && !status.1.contains("the-verify-token-value")
@@ -134,7 +119,7 @@ async fn with_an_otlp_endpoint_spans_are_exported_without_secrets() {
     let nats = TestNats::new().await;
     let (collector, received) = fake_collector().await;
     let port = free_port();
-    let mut child = ingest()
+    let child = ingest()
         .envs(nats.env())
         .env("FACEBOOK_APP_SECRET", "the-app-secret-value")
         .env("FACEBOOK_VERIFY_TOKEN", "the-verify-token-value")
@@ -164,18 +149,8 @@ async fn with_an_otlp_endpoint_spans_are_exported_without_secrets() {
     );
 
     // Spans are batched; the exporter flushes on graceful shutdown.
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
-    assert!(status.success());
+    let status = terminate(child).await;
+    assert!(status.0.success(), "{}", status.1);
 
     let bodies = received.lock().unwrap().clone();
     assert!(!bodies.is_empty(), "no spans reached the collector");
@@ -187,4 +162,27 @@ async fn with_an_otlp_endpoint_spans_are_exported_without_secrets() {
     );
     assert!(!contains("the-verify-token-value"));
     assert!(!contains("the-app-secret-value"));
+}
+
+/// Sends SIGTERM and waits for the exit, returning the status and what the
+/// process wrote to stderr (empty when stderr was not piped).
+async fn terminate(mut child: std::process::Child) -> (std::process::ExitStatus, String) {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    tokio::task::spawn_blocking(move || {
+        let status = child.wait().unwrap();
+        let mut logs = String::new();
+        if let Some(stderr) = child.stderr.as_mut() {
+            std::io::Read::read_to_string(stderr, &mut logs).unwrap();
+        }
+        (status, logs)
+    })
+    .await
+    .unwrap()
 }
