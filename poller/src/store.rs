@@ -28,7 +28,7 @@ pub struct Checkpoint {
 pub enum StoreError {
     #[error("no database connection: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
-    #[error("database query failed: {0}")]
+    #[error("database query failed: {}", pagesync_runtime::connect::db_error_text(.0))]
     Query(#[from] tokio_postgres::Error),
 }
 
@@ -143,8 +143,8 @@ pub async fn record_subscription(
     Ok(())
 }
 
-/// Message ids the projection already holds (the projector's `messages` table), so a
-/// poll does not publish again what a webhook already brought. Without that table
+/// Message ids the projection already holds (the projector's `messages` view), so a
+/// poll does not publish again what a webhook already brought. Without that view
 /// (a poller-only database) nothing is known.
 pub async fn known_mids(
     pool: &Pool,

@@ -80,3 +80,13 @@ pub fn pool(cfg: &DatabaseConfig) -> Result<Pool, ConnectError> {
     });
     Ok(pg.create_pool(Some(Runtime::Tokio1), tokio_postgres::NoTls)?)
 }
+
+/// A Postgres error as one line: the server's complaint and SQLSTATE when it
+/// answered (tokio-postgres' own `Display` says only "db error"), else the
+/// client-side error.
+pub fn db_error_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
