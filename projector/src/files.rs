@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
-    #[error("database error while rendering files: {0}")]
+    #[error("database error while rendering files: {}", pagesync_runtime::connect::db_error_text(.0))]
     Db(#[from] tokio_postgres::Error),
     #[error("no database connection: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
@@ -58,6 +58,13 @@ impl Files {
         base.join("facebook").join(page.as_str())
     }
 
+    /// The file of one conversation.
+    fn conversation_path(&self, owner: Option<Uuid>, page: &PageId, psid: &Psid) -> PathBuf {
+        self.page_dir(owner, page)
+            .join("conversations")
+            .join(format!("{}.json", psid.as_str()))
+    }
+
     /// Rewrites the files of the given pages and conversations, moving pages whose owner changed.
     pub async fn write(
         &self,
@@ -92,8 +99,17 @@ impl Files {
         let owner_of = |p: &PageId| locations.get(p).and_then(|l| l.owner);
         self.render_pages(client, &meta_pages, &owner_of, &mut out)
             .await?;
+        let before = out.len();
         self.render_conversations(client, Selection::Some(&convs), &owner_of, &mut out)
             .await?;
+        // A conversation left without items (its only message moved to another
+        // conversation by a better copy) has no file.
+        let rendered: BTreeSet<&PathBuf> = out[before..].iter().map(|(path, _)| path).collect();
+        let emptied: Vec<PathBuf> = convs
+            .iter()
+            .map(|(page, psid)| self.conversation_path(owner_of(page), page, psid))
+            .filter(|path| !rendered.contains(path))
+            .collect();
         for page in &moved {
             self.render_whole_page(client, page, owner_of(page), &mut out)
                 .await?;
@@ -114,6 +130,14 @@ impl Files {
             tracing::info!(page_id = %page, "page owner changed; files moved");
         }
         tokio::task::spawn_blocking(move || {
+            for path in emptied {
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(FileError::Io { path, source: e });
+                    }
+                    _ => {}
+                }
+            }
             for dir in removed {
                 match std::fs::remove_dir_all(&dir) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -266,7 +290,7 @@ impl Files {
         out: &mut Vec<Rendered>,
     ) -> Result<(), FileError> {
         const COLUMNS: &str = "SELECT page_id, psid, data FROM conversation_events";
-        const ORDER: &str = "ORDER BY page_id, psid, timestamp_ms, event_id";
+        const ORDER: &str = "ORDER BY page_id, psid, timestamp_ms, item_id";
         let rows = match which {
             Selection::Some(convs) if convs.is_empty() => return Ok(()),
             Selection::Some(convs) => {
@@ -291,10 +315,7 @@ impl Files {
         let flush = |conv: Option<(PageId, Psid, Vec<u8>)>, out: &mut Vec<Rendered>| {
             if let Some((page, psid, mut bytes)) = conv {
                 bytes.extend_from_slice(b"\n]\n");
-                let path = self
-                    .page_dir(owner_of(&page), &page)
-                    .join("conversations")
-                    .join(format!("{}.json", psid.as_str()));
+                let path = self.conversation_path(owner_of(&page), &page, &psid);
                 out.push((path, bytes));
             }
         };

@@ -15,8 +15,8 @@ use crate::consumer::{ConsumerSettings, RunError, incoming};
 use crate::files::Files;
 
 /// The tables `rebuild` empties: everything derived from the stream, never `pages`.
-const PROJECTION_TABLES: &str = "applied_events, dead_letters, page_snapshots, page_fields, \
-    conversation_events, messages, receipts, status_changes, reactions, message_edits, \
+const PROJECTION_TABLES: &str = "applied_other_events, dead_letters, page_snapshots, page_fields, \
+    conversation_events, receipts, status_changes, reactions, message_edits, \
     conversations, page_file_locations";
 
 /// What a rebuild did.

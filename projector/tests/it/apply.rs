@@ -292,3 +292,112 @@ async fn the_newest_webhook_of_a_connected_page_is_recorded_whatever_the_order()
     assert_eq!(at, T + 25);
     assert_eq!(p.count("SELECT count(*) FROM integrations").await, 1);
 }
+
+/// A `standby` item (our app is a secondary receiver) and the poller's copy of the
+/// same message have different event ids but one mid: one message, the webhook's.
+#[tokio::test]
+async fn a_standby_message_and_its_poll_copy_are_one_message_in_either_order() {
+    let standby = event(
+        EventType::Standby,
+        Source::Ingest,
+        "standby:abc",
+        PAGE,
+        Some(PSID),
+        T,
+        json!({"sender": {"id": PSID}, "recipient": {"id": PAGE}, "timestamp": T,
+               "message": {"mid": "m1", "text": "via standby"}}),
+    );
+    let poll = message(Source::Poller, PAGE, PSID, "m1", T, "via poll");
+    let mut outcomes = Vec::new();
+    for order in [[&standby, &poll], [&poll, &standby]] {
+        // Arrange
+        let p = TestProjector::new().await;
+
+        // Act
+        for e in order {
+            p.publish(std::slice::from_ref(e)).await;
+            p.drain().await;
+        }
+
+        // Assert
+        assert_eq!(
+            p.count("SELECT count(*) FROM messages WHERE mid = 'm1' AND source = 'webhook' AND text = 'via standby'")
+                .await,
+            1
+        );
+        assert_eq!(p.count("SELECT count(*) FROM messages").await, 1);
+        assert_eq!(
+            p.count("SELECT count(*) FROM conversations WHERE message_count = 1 AND last_message_text = 'via standby'")
+                .await,
+            1
+        );
+        assert_eq!(
+            p.count("SELECT count(*) FROM applied_events WHERE event_id = 'standby:abc'")
+                .await,
+            1
+        );
+        let file = p.conversation_file(PAGE, PSID).unwrap();
+        assert_eq!(file.len(), 1, "one item per message: {file:?}");
+        assert_eq!(
+            file[0].pointer("/message/text"),
+            Some(&json!("via standby"))
+        );
+        outcomes.push((p.rows().await, crate::support::tree(p.data_dir())));
+    }
+    assert_eq!(outcomes[0].0, outcomes[1].0, "rows differ by arrival order");
+    assert_eq!(
+        outcomes[0].1, outcomes[1].1,
+        "files differ by arrival order"
+    );
+}
+
+/// A better copy of a message filed under another customer moves it: the first
+/// conversation's summary and file lose it.
+#[tokio::test]
+async fn a_better_copy_under_another_conversation_moves_the_message() {
+    // Arrange
+    let p = TestProjector::new().await;
+    p.publish(&[
+        message(Source::Poller, PAGE, "u1", "m1", T, "misfiled"),
+        message(Source::Poller, PAGE, "u1", "m0", T - 1, "stays"),
+        message(Source::Poller, PAGE, "u3", "m3", T, "only one"),
+    ])
+    .await;
+    p.drain().await;
+    assert_eq!(p.conversation_file(PAGE, "u1").unwrap().len(), 2);
+
+    // Act
+    p.publish(&[
+        message(Source::Ingest, PAGE, "u2", "m1", T, "right place"),
+        message(Source::Ingest, PAGE, "u4", "m3", T, "moved"),
+    ])
+    .await;
+    p.drain().await;
+
+    // Assert
+    assert_eq!(
+        p.count("SELECT count(*) FROM conversations WHERE psid = 'u1' AND message_count = 1 AND last_message_text = 'stays'")
+            .await,
+        1
+    );
+    assert_eq!(
+        p.count(
+            "SELECT count(*) FROM conversations WHERE psid IN ('u2', 'u4') AND message_count = 1"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        p.count("SELECT count(*) FROM conversations WHERE psid = 'u3' AND message_count = 0 AND last_message_at IS NULL")
+            .await,
+        1
+    );
+    let u1 = p.conversation_file(PAGE, "u1").unwrap();
+    assert_eq!(u1.len(), 1);
+    assert_eq!(u1[0].pointer("/message/mid"), Some(&json!("m0")));
+    assert_eq!(p.conversation_file(PAGE, "u2").unwrap().len(), 1);
+    assert!(
+        p.conversation_file(PAGE, "u3").is_none(),
+        "a conversation left without items keeps no file"
+    );
+}
