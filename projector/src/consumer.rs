@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 
 use pagesync_schema::{PageId, Psid};
 
-use crate::batch::{Applier, Incoming, Outcome};
+use crate::batch::{self, Applier, Incoming, Outcome, Prepared};
 use crate::files::Files;
 use crate::metrics;
 
@@ -91,6 +91,23 @@ pub struct Worker {
     pub stream_name: String,
 }
 
+/// A fetched batch, parsed and decoded.
+struct Fetched {
+    messages: Vec<Message>,
+    prepared: Prepared,
+}
+
+impl Fetched {
+    /// Parses the batch on a blocking thread, so it overlaps whatever else is running.
+    async fn prepare(messages: Vec<Message>) -> Result<Self, String> {
+        let incoming: Vec<Incoming> = messages.iter().map(incoming).collect();
+        let prepared = tokio::task::spawn_blocking(move || batch::prepare(&incoming))
+            .await
+            .map_err(|e| format!("batch preparation failed: {e}"))?;
+        Ok(Self { messages, prepared })
+    }
+}
+
 /// Batches committed whose files are not written yet: their messages stay
 /// unacknowledged until the files of all of them are written once.
 #[derive(Default)]
@@ -128,8 +145,8 @@ impl Worker {
         let mut failures: u32 = 0;
         let mut last_owner_check = Instant::now();
         let mut unflushed = Unflushed::default();
-        // The next batch, fetched while the previous one was being applied.
-        let mut prefetched: Option<Result<Vec<Message>, String>> = None;
+        // The next batch, fetched and prepared while the previous one was being applied.
+        let mut prefetched: Option<Result<Fetched, String>> = None;
         // The last batch left nothing pending: a drain checks before waiting on a fetch.
         let mut maybe_done = false;
         while !shutdown.is_cancelled() {
@@ -150,8 +167,8 @@ impl Worker {
                 Some(f) => f,
                 None => self.next_batch(&shutdown, drain, wait).await,
             };
-            let messages = match fetched {
-                Ok(m) => m,
+            let fetched = match fetched {
+                Ok(f) => f,
                 Err(e) => {
                     tracing::warn!(error = %e, "fetch failed; retrying");
                     self.flush(&mut unflushed).await;
@@ -160,6 +177,7 @@ impl Worker {
                     continue;
                 }
             };
+            let Fetched { messages, prepared } = fetched;
             if messages.is_empty() {
                 if !unflushed.is_empty() {
                     self.flush(&mut unflushed).await;
@@ -183,14 +201,15 @@ impl Worker {
             maybe_done = pending == Some(0);
             let backlog = messages.len() >= self.settings.batch_size && pending > Some(0);
             // In a backlog the next batch is fetched while this one is applied.
-            let (applied, next) = futures::future::join(self.apply(&messages), async {
-                if backlog && self.may_hold(&unflushed) {
-                    Some(self.next_batch(&shutdown, drain, false).await)
-                } else {
-                    None
-                }
-            })
-            .await;
+            let (applied, next) =
+                futures::future::join(self.apply(&prepared, messages.len()), async {
+                    if backlog && self.may_hold(&unflushed) {
+                        Some(self.next_batch(&shutdown, drain, false).await)
+                    } else {
+                        None
+                    }
+                })
+                .await;
             prefetched = next;
             match applied {
                 Ok(outcome) => {
@@ -214,9 +233,9 @@ impl Worker {
                 }
             }
         }
-        if let Some(Ok(messages)) = prefetched {
+        if let Some(Ok(fetched)) = prefetched {
             // Stopped with a batch fetched but not applied: hand it back at once.
-            nak_all(&messages, Duration::ZERO).await;
+            nak_all(&fetched.messages, Duration::ZERO).await;
         }
         self.flush(&mut unflushed).await;
         Ok(report)
@@ -230,20 +249,19 @@ impl Worker {
         let max_pending = s.max_ack_pending.max(s.batch_size as i64) as usize;
         let hold_for = (s.ack_wait / 4).min(MAX_HOLD);
         unflushed.messages + s.batch_size <= max_pending / 2
-            && unflushed.since.is_some_and(|t| t.elapsed() < hold_for)
+            && unflushed.since.is_none_or(|t| t.elapsed() < hold_for)
     }
 
     /// Applies one batch in one transaction (files and acknowledgements come with the flush).
-    async fn apply(&self, messages: &[Message]) -> Result<Outcome, String> {
+    async fn apply(&self, prepared: &Prepared, messages: usize) -> Result<Outcome, String> {
         let started = Instant::now();
-        let incoming: Vec<Incoming> = messages.iter().map(incoming).collect();
         let outcome = self
             .applier
-            .apply(&incoming)
+            .apply_prepared(prepared)
             .await
             .map_err(|e| e.to_string())?;
         tracing::debug!(
-            messages = messages.len(),
+            messages,
             apply_ms = started.elapsed().as_millis() as u64,
             "batch applied"
         );
@@ -313,6 +331,17 @@ impl Worker {
 
     /// Whatever is available now, or else the first message to arrive within the expiry.
     async fn next_batch(
+        &self,
+        shutdown: &CancellationToken,
+        drain: bool,
+        wait: bool,
+    ) -> Result<Fetched, String> {
+        let messages = self.fetch(shutdown, drain, wait).await?;
+        Fetched::prepare(messages).await
+    }
+
+    /// The messages of the next batch, in stream order.
+    async fn fetch(
         &self,
         shutdown: &CancellationToken,
         drain: bool,
