@@ -248,46 +248,96 @@ impl Rows {
 
     /// Runs the upserts; returns what the conversation summaries must take in.
     pub async fn execute(&self, tx: &Transaction<'_>) -> Result<Changes, tokio_postgres::Error> {
-        if !self.pages.is_empty() {
-            let pages: Vec<&str> = self.pages.iter().map(String::as_str).collect();
-            tx.execute(
-                "INSERT INTO pages (page_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
-                &[&pages],
-            )
-            .await?;
+        // Pages and conversations first: every other row references them.
+        self.execute_pages(tx).await?;
+        self.execute_conversations(tx).await?;
+        // The rest do not depend on each other. Polled together, they are pipelined
+        // on the connection, so Postgres does not wait while the client encodes the
+        // next statement.
+        let (items, details, page, webhooks, others) = futures::join!(
+            self.execute_items(tx),
+            self.execute_details(tx),
+            self.execute_page(tx),
+            self.execute_webhooks(tx),
+            self.execute_others(tx),
+        );
+        // After one statement fails, the ones behind it fail with "transaction
+        // aborted"; the caller needs the cause (a data error makes poison, not a retry).
+        let mut errors = Vec::new();
+        let mut keep = |r: Result<(), tokio_postgres::Error>| {
+            if let Err(e) = r {
+                errors.push(e);
+            }
+        };
+        keep(page);
+        keep(webhooks);
+        keep(others);
+        let (items, details) = match (items, details) {
+            (Ok(items), Ok(details)) => (items, details),
+            (items, details) => {
+                errors.extend(items.err());
+                errors.extend(details.err());
+                (Changes::default(), Changes::default())
+            }
+        };
+        if let Some(e) = first_cause(errors) {
+            return Err(e);
         }
-        if !self.conversations.is_empty() {
-            let (p, s): (Vec<&str>, Vec<&str>) = self
-                .conversations
-                .iter()
-                .map(|(a, b)| (a.as_str(), b.as_str()))
-                .unzip();
-            tx.execute(
-                "INSERT INTO conversations (page_id, psid)
-                 SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
-                &[&p, &s],
-            )
-            .await?;
-        }
-        let mut changes = Changes::default();
-        self.execute_items(tx, &mut changes).await?;
-        self.execute_details(tx, &mut changes).await?;
-        self.execute_page(tx).await?;
-        self.execute_webhooks(tx).await?;
-        let a = &self.others;
-        if !a.ids.is_empty() {
-            tx.execute(
-                "INSERT INTO applied_other_events (event_id, event_type, source, source_rank, page_id, psid, stream_seq)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int2[], $5::text[], $6::text[], $7::int8[])
-                 ON CONFLICT (event_id) DO UPDATE SET
-                     source = EXCLUDED.source, source_rank = EXCLUDED.source_rank,
-                     stream_seq = EXCLUDED.stream_seq, applied_at = now()
-                 WHERE applied_other_events.source_rank > EXCLUDED.source_rank",
-                &[&a.ids, &a.types, &a.sources, &a.ranks, &a.pages, &a.psids, &a.seqs],
-            )
-            .await?;
-        }
+        let mut changes = items;
+        changes.append(details);
         Ok(changes)
+    }
+
+    async fn execute_pages(&self, tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+        if self.pages.is_empty() {
+            return Ok(());
+        }
+        let pages: Vec<&str> = self.pages.iter().map(String::as_str).collect();
+        tx.execute(
+            "INSERT INTO pages (page_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
+            &[&pages],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn execute_conversations(
+        &self,
+        tx: &Transaction<'_>,
+    ) -> Result<(), tokio_postgres::Error> {
+        if self.conversations.is_empty() {
+            return Ok(());
+        }
+        let (p, s): (Vec<&str>, Vec<&str>) = self
+            .conversations
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .unzip();
+        tx.execute(
+            "INSERT INTO conversations (page_id, psid)
+             SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
+            &[&p, &s],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn execute_others(&self, tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+        let a = &self.others;
+        if a.ids.is_empty() {
+            return Ok(());
+        }
+        tx.execute(
+            "INSERT INTO applied_other_events (event_id, event_type, source, source_rank, page_id, psid, stream_seq)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int2[], $5::text[], $6::text[], $7::int8[])
+             ON CONFLICT (event_id) DO UPDATE SET
+                 source = EXCLUDED.source, source_rank = EXCLUDED.source_rank,
+                 stream_seq = EXCLUDED.stream_seq, applied_at = now()
+             WHERE applied_other_events.source_rank > EXCLUDED.source_rank",
+            &[&a.ids, &a.types, &a.sources, &a.ranks, &a.pages, &a.psids, &a.seqs],
+        )
+        .await?;
+        Ok(())
     }
 
     /// `integrations.last_webhook_at`: the newest `receivedat` of an applied ingest event.
@@ -311,13 +361,10 @@ impl Rows {
     /// Upserts the conversation items; messages stored for the first time are
     /// folded into the summaries, a message replaced by a better copy has its
     /// conversation recomputed.
-    async fn execute_items(
-        &self,
-        tx: &Transaction<'_>,
-        changes: &mut Changes,
-    ) -> Result<(), tokio_postgres::Error> {
+    async fn execute_items(&self, tx: &Transaction<'_>) -> Result<Changes, tokio_postgres::Error> {
+        let mut changes = Changes::default();
         if self.items.is_empty() {
-            return Ok(());
+            return Ok(changes);
         }
         let items: Vec<(&String, &Item)> = self.items.iter().collect();
         let col = |f: fn(&Item) -> &str| items.iter().map(|(_, i)| f(i)).collect::<Vec<&str>>();
@@ -388,14 +435,14 @@ impl Rows {
                 text: m.text.clone(),
             });
         }
-        Ok(())
+        Ok(changes)
     }
 
     async fn execute_details(
         &self,
         tx: &Transaction<'_>,
-        changes: &mut Changes,
-    ) -> Result<(), tokio_postgres::Error> {
+    ) -> Result<Changes, tokio_postgres::Error> {
+        let mut changes = Changes::default();
         if !self.receipts.is_empty() {
             let mut p = Vec::new();
             let mut s = Vec::new();
@@ -483,7 +530,7 @@ impl Rows {
             )
             .await?;
         }
-        Ok(())
+        Ok(changes)
     }
 
     async fn execute_page(&self, tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
@@ -522,6 +569,13 @@ impl Rows {
         }
         Ok(())
     }
+}
+
+/// The error that caused the others: the first that is not "current transaction is aborted".
+fn first_cause(mut errors: Vec<tokio_postgres::Error>) -> Option<tokio_postgres::Error> {
+    let aborted = Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION);
+    let at = errors.iter().position(|e| e.code() != aborted).unwrap_or(0);
+    (!errors.is_empty()).then(|| errors.swap_remove(at))
 }
 
 type Versioned = (i64, String, i16, serde_json::Value);

@@ -7,7 +7,7 @@ use pagesync_schema::{EventType, Source};
 use pagesync_testkit::wait;
 use serde_json::json;
 
-use crate::support::{Proxy, TestProjector, event, message, through_port, tree};
+use crate::support::{Proxy, TestProjector, event, message, status, through_port, tree};
 
 const T: i64 = 1_700_000_000_000;
 
@@ -288,15 +288,7 @@ async fn sigterm_finishes_the_work_in_hand_and_exits_zero() {
 async fn an_event_postgres_refuses_is_set_aside_and_the_rest_of_its_batch_applied() {
     // Arrange: a mid too large for the index (Postgres refuses it, Rust does not).
     let p = TestProjector::new().await;
-    let mut x: u64 = 7;
-    let huge: String = (0..12_000)
-        .map(|_| {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            char::from(b'a' + (x >> 59) as u8 % 26)
-        })
-        .collect();
+    let huge = incompressible(12_000);
     let bad = event(
         EventType::Message,
         Source::Ingest,
@@ -326,4 +318,63 @@ async fn an_event_postgres_refuses_is_set_aside_and_the_rest_of_its_batch_applie
     assert_eq!(p.count("SELECT count(*) FROM messages").await, 2);
     assert_eq!(p.count("SELECT count(*) FROM applied_events").await, 2);
     assert_eq!(p.conversation_file("101", "u1").unwrap().len(), 2);
+}
+
+/// Text that compresses badly, so Postgres cannot fit it in an index entry.
+fn incompressible(len: usize) -> String {
+    let mut x: u64 = 7;
+    (0..len)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            char::from(b'a' + (x >> 59) as u8 % 26)
+        })
+        .collect()
+}
+
+/// The statements of a batch run pipelined; when a later one is refused, the
+/// earlier ones report "transaction aborted". The refusal must still be seen as
+/// the event's fault (a dead letter), not as the database being away (a retry loop).
+#[tokio::test]
+async fn a_page_event_postgres_refuses_is_set_aside_among_messages() {
+    // Arrange: a page field name too large for the page_fields key.
+    let p = TestProjector::new().await;
+    let change = |id: &str, field: &str| {
+        event(
+            EventType::PageChange,
+            Source::Ingest,
+            id,
+            "101",
+            None,
+            T,
+            json!({"field": field, "value": "v"}),
+        )
+    };
+    p.publish(&[
+        message(Source::Ingest, "101", "u1", "m1", T, "before"),
+        change("change:bad", &incompressible(12_000)),
+        status("101", "u1", false, T + 1),
+        change("change:good", "about"),
+        message(Source::Ingest, "101", "u1", "m2", T + 2, "after"),
+    ])
+    .await;
+
+    // Act
+    let report = p.drain().await;
+
+    // Assert
+    assert_eq!(report.dead_letters, 1);
+    assert_eq!(
+        p.count("SELECT count(*) FROM dead_letters WHERE event_id = 'change:bad'")
+            .await,
+        1
+    );
+    assert_eq!(p.count("SELECT count(*) FROM messages").await, 2);
+    assert_eq!(
+        p.count("SELECT count(*) FROM page_fields WHERE field = 'about'")
+            .await,
+        1
+    );
+    assert_eq!(p.count("SELECT count(*) FROM applied_events").await, 4);
 }
