@@ -289,8 +289,11 @@ impl Files {
         owner_of: &(dyn Fn(&PageId) -> Option<Uuid> + Sync),
         out: &mut Vec<Rendered>,
     ) -> Result<(), FileError> {
-        const COLUMNS: &str = "SELECT page_id, psid, data FROM conversation_events";
-        const ORDER: &str = "ORDER BY page_id, psid, timestamp_ms, item_id";
+        // Sorted here rather than by Postgres: a backlog's render is tens of
+        // megabytes, which Postgres sorts on disk beyond `work_mem`, and the
+        // order (bytes of the id) then does not depend on the database's collation.
+        const COLUMNS: &str =
+            "SELECT page_id, psid, timestamp_ms, item_id, data FROM conversation_events";
         let rows = match which {
             Selection::Some(convs) if convs.is_empty() => return Ok(()),
             Selection::Some(convs) => {
@@ -298,49 +301,46 @@ impl Files {
                     convs.iter().map(|(a, b)| (a.as_str(), b.as_str())).unzip();
                 let sql = format!(
                     "{COLUMNS} WHERE in_file AND (page_id, psid) IN
-                     (SELECT * FROM unnest($1::text[], $2::text[])) {ORDER}"
+                     (SELECT * FROM unnest($1::text[], $2::text[]))"
                 );
                 client.query(&sql, &[&p, &s]).await?
             }
             Selection::Page(page) => {
-                let sql = format!("{COLUMNS} WHERE in_file AND page_id = $1 {ORDER}");
+                let sql = format!("{COLUMNS} WHERE in_file AND page_id = $1");
                 client.query(&sql, &[&page.as_str()]).await?
             }
             Selection::All => {
-                let sql = format!("{COLUMNS} WHERE in_file {ORDER}");
+                let sql = format!("{COLUMNS} WHERE in_file");
                 client.query(&sql, &[]).await?
             }
         };
-        let mut current: Option<(PageId, Psid, Vec<u8>)> = None;
-        let flush = |conv: Option<(PageId, Psid, Vec<u8>)>, out: &mut Vec<Rendered>| {
-            if let Some((page, psid, mut bytes)) = conv {
-                bytes.extend_from_slice(b"\n]\n");
-                let path = self.conversation_path(owner_of(&page), &page, &psid);
-                out.push((path, bytes));
-            }
-        };
-        for row in rows {
-            let (Ok(page), Ok(psid)) = (
-                PageId::parse(row.get::<_, String>(0)),
-                Psid::parse(row.get::<_, String>(1)),
-            ) else {
+        // (page, psid) -> (timestamp, item id, data) of each item.
+        type Items<'r> = BTreeMap<(&'r str, &'r str), Vec<(i64, &'r str, &'r str)>>;
+        let mut items: Items = BTreeMap::new();
+        for row in &rows {
+            items.entry((row.get(0), row.get(1))).or_default().push((
+                row.get(2),
+                row.get(3),
+                row.get(4),
+            ));
+        }
+        for ((page, psid), mut conversation) in items {
+            let (Ok(page), Ok(psid)) = (PageId::parse(page), Psid::parse(psid)) else {
                 continue;
             };
-            let data: &str = row.get(2);
-            match &mut current {
-                Some((p, s, bytes)) if *p == page && *s == psid => {
+            conversation.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+            let size: usize = conversation.iter().map(|(_, _, d)| d.len() + 2).sum();
+            let mut bytes = Vec::with_capacity(size + 4);
+            bytes.extend_from_slice(b"[\n");
+            for (i, (_, _, data)) in conversation.iter().enumerate() {
+                if i > 0 {
                     bytes.extend_from_slice(b",\n");
-                    bytes.extend_from_slice(data.as_bytes());
                 }
-                _ => {
-                    flush(current.take(), out);
-                    let mut bytes = b"[\n".to_vec();
-                    bytes.extend_from_slice(data.as_bytes());
-                    current = Some((page, psid, bytes));
-                }
+                bytes.extend_from_slice(data.as_bytes());
             }
+            bytes.extend_from_slice(b"\n]\n");
+            out.push((self.conversation_path(owner_of(&page), &page, &psid), bytes));
         }
-        flush(current.take(), out);
         Ok(())
     }
 }
