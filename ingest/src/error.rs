@@ -16,6 +16,10 @@ pub enum IngestError {
     Signature(#[from] SignatureError),
     #[error("body is larger than {0} bytes")]
     TooLarge(usize),
+    #[error(
+        "an item of the delivery makes an event of {size} bytes; the event stream takes at most {max}"
+    )]
+    ItemTooLarge { size: usize, max: usize },
     #[error("could not read the request body")]
     BadBody,
     #[error("the event stream did not acknowledge the delivery in time; retry")]
@@ -28,7 +32,7 @@ impl IngestError {
             Self::MissingParameter(_) | Self::BadBody => StatusCode::BAD_REQUEST,
             Self::VerificationRefused => StatusCode::FORBIDDEN,
             Self::Signature(_) => StatusCode::UNAUTHORIZED,
-            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooLarge(_) | Self::ItemTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -41,6 +45,7 @@ impl IngestError {
             Self::Signature(SignatureError::Missing) => "missing_signature",
             Self::Signature(_) => "bad_signature",
             Self::TooLarge(_) => "too_large",
+            Self::ItemTooLarge { .. } => "item_too_large",
             Self::BadBody => "bad_request",
             Self::Unavailable(_) => "unavailable",
         }
@@ -51,7 +56,7 @@ impl IngestError {
             Self::MissingParameter(_) => "missing_parameter",
             Self::VerificationRefused => "verification_refused",
             Self::Signature(_) => "invalid_signature",
-            Self::TooLarge(_) => "payload_too_large",
+            Self::TooLarge(_) | Self::ItemTooLarge { .. } => "payload_too_large",
             Self::BadBody => "bad_body",
             Self::Unavailable(_) => "unavailable",
         }
@@ -60,6 +65,13 @@ impl IngestError {
 
 impl IntoResponse for IngestError {
     fn into_response(self) -> Response {
+        if let Self::ItemTooLarge { size, max } = &self {
+            tracing::warn!(
+                size,
+                max,
+                "delivery refused: one of its items is larger than NATS accepts (raise nats-server's max_payload)"
+            );
+        }
         if let Self::Unavailable(cause) = &self {
             match cause {
                 Some(e) => tracing::warn!(error = %e, "delivery not acknowledged; answering 503"),

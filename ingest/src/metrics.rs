@@ -5,13 +5,14 @@ use metrics::{Counter, Histogram, counter, histogram};
 use pagesync_schema::EventType;
 
 /// Every `outcome` label of `pagesync_ingest_deliveries_total`.
-pub const OUTCOMES: [&str; 7] = [
+pub const OUTCOMES: [&str; 8] = [
     "accepted",
     "bad_request",
     "forbidden",
     "missing_signature",
     "bad_signature",
     "too_large",
+    "item_too_large",
     "unavailable",
 ];
 
@@ -63,6 +64,7 @@ mod tests {
             IngestError::Signature(SignatureError::Missing),
             IngestError::Signature(SignatureError::Mismatch),
             IngestError::TooLarge(1),
+            IngestError::ItemTooLarge { size: 2, max: 1 },
             IngestError::BadBody,
             IngestError::Unavailable(None),
         ];

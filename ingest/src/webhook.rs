@@ -9,7 +9,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-use pagesync_schema::{Event, Publisher};
+use pagesync_schema::{Event, PublishError, Publisher};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -145,6 +145,9 @@ async fn publish(state: &WebhookState, events: &[Event]) -> Result<(), IngestErr
                 state.metrics.duplicates.increment(report.duplicates as u64);
             }
             Ok(())
+        }
+        Ok(Err(PublishError::TooLarge { size, max })) => {
+            Err(IngestError::ItemTooLarge { size, max })
         }
         Ok(Err(e)) => Err(IngestError::Unavailable(Some(e))),
         Err(_elapsed) => Err(IngestError::Unavailable(None)),

@@ -151,8 +151,17 @@ pub struct PublishReport {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("publish to JetStream failed: {0}")]
-pub struct PublishError(#[from] async_nats::jetstream::context::PublishError);
+pub enum PublishError {
+    /// An event NATS will never take (its `max_payload` is a server setting):
+    /// retrying cannot help, and nothing of the set was published.
+    #[error("an event of {size} bytes is larger than NATS accepts ({max} bytes, its max_payload)")]
+    TooLarge { size: usize, max: usize },
+    #[error("publish to JetStream failed: {0}")]
+    Nats(#[from] async_nats::jetstream::context::PublishError),
+}
+
+/// Room left in `max_payload` for the headers (`Nats-Msg-Id`, `traceparent`).
+const HEADER_ROOM: usize = 1024;
 
 /// Publishes events to the shared stream with their ids as `Nats-Msg-Id`.
 #[derive(Clone)]
@@ -183,9 +192,20 @@ impl Publisher {
         events: &[Event],
         traceparent: Option<&str>,
     ) -> Result<PublishReport, PublishError> {
+        // Every envelope is checked against the server's limit before the first
+        // publish, so a set with an event NATS refuses leaves nothing behind.
+        let max = self.js.client().max_payload();
+        let bodies: Vec<Vec<u8>> = events.iter().map(Event::to_json).collect();
+        if let Some(size) = bodies
+            .iter()
+            .map(Vec::len)
+            .find(|len| len + HEADER_ROOM > max)
+        {
+            return Err(PublishError::TooLarge { size, max });
+        }
         let (acks, pending) = tokio::sync::mpsc::unbounded_channel::<PublishAckFuture>();
         let collector = tokio::spawn(collect_acks(pending));
-        for event in events {
+        for (event, body) in events.iter().zip(bodies) {
             let mut headers = HeaderMap::new();
             headers.insert(async_nats::header::NATS_MESSAGE_ID, event.msg_id().as_str());
             if let Some(tp) = traceparent {
@@ -193,7 +213,7 @@ impl Publisher {
             }
             let ack = self
                 .js
-                .publish_with_headers(event.subject(&self.prefix), headers, event.to_json().into())
+                .publish_with_headers(event.subject(&self.prefix), headers, body.into())
                 .await?;
             if acks.send(ack).is_err() {
                 break; // An acknowledgement failed: the collector reports it below.

@@ -105,3 +105,41 @@ async fn a_body_over_the_limit_gets_413_and_publishes_nothing() {
         ) >= 2.0
     );
 }
+
+/// A body within `INGEST_MAX_BODY_BYTES` can still hold one item larger than NATS
+/// takes in a message (its `max_payload`, 1 MiB by default). Retrying cannot help,
+/// so it gets 413 at once, not 503 forever, and no item of it is published.
+#[tokio::test]
+async fn a_delivery_with_an_item_nats_cannot_take_gets_413_and_publishes_nothing() {
+    // Arrange
+    let app = TestApp::spawn().await;
+    let item = |mid: &str, text: &str| {
+        serde_json::json!({"sender": {"id": crate::app::PSID}, "recipient": {"id": crate::app::PAGE},
+                           "timestamp": 1458692752478_i64, "message": {"mid": mid, "text": text}})
+    };
+    let body = serde_json::json!({"object": "page", "entry": [{"id": crate::app::PAGE, "time": 1458692752478_i64,
+        "messaging": [item("m_small", "hi"), item("m_huge", &"x".repeat(1_100_000))]}]})
+    .to_string();
+
+    // Act
+    let res = app.post_signed(body).await;
+
+    // Assert
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let answer: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(answer["error"], "payload_too_large");
+    assert_eq!(app.nats.message_count().await, 0);
+    let metrics = app.metrics().await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "pagesync_ingest_deliveries_total",
+            "outcome=\"item_too_large\""
+        ),
+        1.0
+    );
+    assert_eq!(
+        app.post_signed(message_delivery("m_after")).await.status(),
+        StatusCode::OK
+    );
+}
