@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::{TimeZone, Utc};
 use pagesync_crypto::{EncryptionKey, OldKeys, TokenCipher};
 use pagesync_fake_graph::{FakeGraph, FakeMessage};
+use pagesync_poller::test_support::{self, GraphApp};
 use pagesync_testkit::{TestDb, TestNats};
 
 #[tokio::main]
@@ -41,36 +42,16 @@ async fn main() {
                     );
                 }
             }
-            let sealed = cipher.encrypt(&token, &page);
-            client
-                .execute(
-                    "INSERT INTO integrations (page_id, page_token_ciphertext, page_token_key_id) VALUES ($1, $2, $3)",
-                    &[&page, &sealed.bytes, &sealed.key_id],
-                )
+            test_support::store_integration(&client, &cipher, &page, &token)
                 .await
                 .unwrap();
         }
         fake.set_latency(Duration::from_millis(latency));
         let base = fake.base_url();
+        let graph = GraphApp::new(&base, FakeGraph::APP_ID, FakeGraph::APP_SECRET);
         let conc = concurrency.to_string();
-        let a = [
-            "poller",
-            "--addr",
-            "127.0.0.1:0",
-            "--facebook-app-id",
-            FakeGraph::APP_ID,
-            "--facebook-app-secret",
-            FakeGraph::APP_SECRET,
-            "--token-encryption-key",
-            &key_b64,
-            "--graph-api-base",
-            &base,
-            "--poll-concurrency",
-            &conc,
-        ];
-        let mut cfg: pagesync_poller::Config = pagesync_runtime::config::parse_from(a).unwrap();
-        cfg.nats = nats.config();
-        cfg.database = db.config();
+        let flags = ["--poll-concurrency", &conc];
+        let cfg = test_support::config(&graph, &key_b64, nats.config(), db.config(), &flags);
         let app = pagesync_poller::App::build(cfg).await.unwrap();
         let started = Instant::now();
         let report = app.run_cycle(None).await.unwrap();

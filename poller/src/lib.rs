@@ -6,6 +6,8 @@ pub mod config;
 pub mod events;
 pub mod poll;
 pub mod store;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

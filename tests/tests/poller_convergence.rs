@@ -4,6 +4,7 @@
 use chrono::{TimeZone, Utc};
 use pagesync_crypto::{EncryptionKey, OldKeys, TokenCipher};
 use pagesync_fake_graph::{FakeGraph, FakeMessage};
+use pagesync_poller::test_support::{self, GraphApp};
 use pagesync_runtime::CancellationToken;
 use pagesync_schema::{Event, EventId, EventType, PageId, Psid, Publisher, Source};
 use pagesync_testkit::{TestDb, TestNats};
@@ -31,13 +32,8 @@ impl World {
         let t = Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap();
         fake.add_message(PAGE, PSID, FakeMessage::customer("m_conv_1", "hello", t));
         let (key, key_b64) = EncryptionKey::generate();
-        let sealed = TokenCipher::new(key, OldKeys::default()).encrypt(TOKEN, PAGE);
-        db.client()
-            .await
-            .execute(
-                "INSERT INTO integrations (page_id, page_token_ciphertext, page_token_key_id) VALUES ($1, $2, $3)",
-                &[&PAGE, &sealed.bytes, &sealed.key_id],
-            )
+        let cipher = TokenCipher::new(key, OldKeys::default());
+        test_support::store_integration(&db.client().await, &cipher, PAGE, TOKEN)
             .await
             .unwrap();
         Self {
@@ -51,24 +47,10 @@ impl World {
 
     async fn poll(&self) {
         let base = self.fake.base_url();
-        let args = [
-            "poller",
-            "--addr",
-            "127.0.0.1:0",
-            "--facebook-app-id",
-            FakeGraph::APP_ID,
-            "--facebook-app-secret",
-            FakeGraph::APP_SECRET,
-            "--token-encryption-key",
-            &self.key_b64,
-            "--graph-api-base",
-            &base,
-            "--poll-page-call-interval",
-            "0s",
-        ];
-        let mut cfg: pagesync_poller::Config = pagesync_runtime::config::parse_from(args).unwrap();
-        cfg.nats = self.nats.config();
-        cfg.database = self.db.config();
+        let graph = GraphApp::new(&base, FakeGraph::APP_ID, FakeGraph::APP_SECRET);
+        let (nats, db) = (self.nats.config(), self.db.config());
+        let flags = ["--poll-page-call-interval", "0s"];
+        let cfg = test_support::config(&graph, &self.key_b64, nats, db, &flags);
         let app = pagesync_poller::App::build(cfg).await.unwrap();
         assert!(app.run_cycle(None).await.unwrap().all_succeeded());
     }

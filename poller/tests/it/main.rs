@@ -6,6 +6,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use pagesync_crypto::{EncryptionKey, OldKeys, TokenCipher};
 use pagesync_fake_graph::{FakeGraph, FakeMessage, Fault, Match};
 use pagesync_graph::THROTTLE_CODES;
+use pagesync_poller::test_support::{self, GraphApp};
 use pagesync_poller::{App, Config, PageOutcome};
 use pagesync_schema::{EventType, PageId};
 use pagesync_testkit::{TestDb, TestNats};
@@ -23,16 +24,7 @@ struct TestApp {
 }
 
 fn config(nats: &TestNats, db: &TestDb, fake: &FakeGraph, key_b64: &str, extra: &[&str]) -> Config {
-    let mut args = vec![
-        "poller",
-        "--addr",
-        "127.0.0.1:0",
-        "--facebook-app-id",
-        FakeGraph::APP_ID,
-        "--facebook-app-secret",
-        FakeGraph::APP_SECRET,
-        "--token-encryption-key",
-        key_b64,
+    let mut flags = vec![
         "--poll-page-call-interval",
         "0s",
         "--graph-retry-min-delay",
@@ -42,13 +34,10 @@ fn config(nats: &TestNats, db: &TestDb, fake: &FakeGraph, key_b64: &str, extra: 
         "--poll-start-jitter",
         "0s",
     ];
-    args.extend_from_slice(extra);
+    flags.extend_from_slice(extra);
     let base = fake.base_url();
-    args.extend_from_slice(&["--graph-api-base", &base]);
-    let mut cfg: Config = pagesync_runtime::config::parse_from(args).unwrap();
-    cfg.nats = nats.config();
-    cfg.database = db.config();
-    cfg
+    let graph = GraphApp::new(&base, FakeGraph::APP_ID, FakeGraph::APP_SECRET);
+    test_support::config(&graph, key_b64, nats.config(), db.config(), &flags)
 }
 
 impl TestApp {
@@ -82,14 +71,8 @@ impl TestApp {
 
     /// What oauth-api will do: store the page token encrypted.
     async fn connect(&self, page: &str, token: &str) {
-        let sealed = self.cipher.encrypt(token, page);
-        self.db
-            .client()
-            .await
-            .execute(
-                "INSERT INTO integrations (page_id, page_token_ciphertext, page_token_key_id) VALUES ($1, $2, $3)",
-                &[&page, &sealed.bytes, &sealed.key_id],
-            )
+        let client = self.db.client().await;
+        test_support::store_integration(&client, &self.cipher, page, token)
             .await
             .unwrap();
     }
