@@ -9,8 +9,8 @@ use crate::support::{TestProjector, echo, event, message, status, tree};
 
 const T: i64 = 1_700_000_000_000;
 
-fn build(kind: u8, page: u8, psid: u8, ts: i64, v: u8) -> Event {
-    let (page, psid) = (format!("p{page}"), format!("u{psid}"));
+fn build(kind: u8, page: u8, psid_n: u8, ts: i64, v: u8) -> Event {
+    let (page, psid) = (format!("p{page}"), format!("u{psid_n}"));
     let at = T + ts * 1000;
     match kind {
         0 => message(
@@ -74,7 +74,46 @@ fn build(kind: u8, page: u8, psid: u8, ts: i64, v: u8) -> Event {
                 json!({"field": field, "value": format!("c{v}")}),
             )
         }
-        _ => event(
+        // A standby (our app as secondary receiver) and the poll's copy of its message.
+        8 => event(
+            EventType::Standby,
+            Source::Ingest,
+            &format!("standby:{page}{psid}{ts}{v}"),
+            &page,
+            Some(&psid),
+            at,
+            json!({"sender": {"id": psid}, "recipient": {"id": page}, "timestamp": at,
+                   "message": {"mid": format!("s{page}{psid}{ts}{v}"), "text": "standby"}}),
+        ),
+        9 => message(
+            Source::Poller,
+            &page,
+            &psid,
+            &format!("s{page}{psid}{ts}{v}"),
+            at,
+            "poll of standby",
+        ),
+        // A message the poll files under one customer and the webhook under the next.
+        10 => message(
+            Source::Poller,
+            &page,
+            &psid,
+            &format!("x{page}{psid}{ts}{v}"),
+            at,
+            "misfiled",
+        ),
+        11 => {
+            let other = format!("u{}", (psid_n + 1) % 3);
+            message(
+                Source::Ingest,
+                &page,
+                &other,
+                &format!("x{page}{psid}{ts}{v}"),
+                at,
+                "right place",
+            )
+        }
+        7 | 12.. => event(
             EventType::Reaction,
             Source::Ingest,
             &format!("reaction:{page}{psid}{ts}{v}"),
@@ -87,7 +126,7 @@ fn build(kind: u8, page: u8, psid: u8, ts: i64, v: u8) -> Event {
 }
 
 fn events() -> impl Strategy<Value = (Vec<Event>, Vec<Event>)> {
-    prop::collection::vec((0u8..8, 0u8..2, 0u8..3, 0i64..20, 0u8..3), 1..40).prop_flat_map(
+    prop::collection::vec((0u8..12, 0u8..2, 0u8..3, 0i64..20, 0u8..3), 1..40).prop_flat_map(
         |specs| {
             let events: Vec<Event> = specs
                 .iter()
