@@ -31,6 +31,9 @@ pub enum FileError {
     Join(#[from] tokio::task::JoinError),
 }
 
+/// Conversations rendered at once when every file is written (after a rebuild).
+const REWRITE_CHUNK: usize = 1000;
+
 /// Writes the projection's files under one root.
 #[derive(Clone, Debug)]
 pub struct Files {
@@ -190,9 +193,29 @@ impl Files {
         let mut out = Vec::new();
         self.render_pages(client, &pages, &owner_of, &mut out)
             .await?;
-        self.render_conversations(client, Selection::All, &owner_of, &mut out)
-            .await?;
         write_all(out).await?;
+        // A chunk of conversations at a time: memory is bounded by the chunk, not by
+        // the whole projection (a million events render to some 200 MB).
+        let rows = client
+            .query(
+                "SELECT page_id, psid FROM conversations ORDER BY page_id, psid",
+                &[],
+            )
+            .await?;
+        let conversations: Vec<(PageId, Psid)> = rows
+            .iter()
+            .filter_map(|r| {
+                let page = PageId::parse(r.get::<_, String>(0)).ok()?;
+                Some((page, Psid::parse(r.get::<_, String>(1)).ok()?))
+            })
+            .collect();
+        for chunk in conversations.chunks(REWRITE_CHUNK) {
+            let chunk: BTreeSet<(PageId, Psid)> = chunk.iter().cloned().collect();
+            let mut out = Vec::new();
+            self.render_conversations(client, Selection::Some(&chunk), &owner_of, &mut out)
+                .await?;
+            write_all(out).await?;
+        }
         record_locations(client, &locations).await?;
         Ok(())
     }
@@ -309,10 +332,6 @@ impl Files {
                 let sql = format!("{COLUMNS} WHERE in_file AND page_id = $1");
                 client.query(&sql, &[&page.as_str()]).await?
             }
-            Selection::All => {
-                let sql = format!("{COLUMNS} WHERE in_file");
-                client.query(&sql, &[]).await?
-            }
         };
         // (page, psid) -> (timestamp, item id, data) of each item.
         type Items<'r> = BTreeMap<(&'r str, &'r str), Vec<(i64, &'r str, &'r str)>>;
@@ -348,7 +367,6 @@ impl Files {
 enum Selection<'a> {
     Some(&'a BTreeSet<(PageId, Psid)>),
     Page(&'a PageId),
-    All,
 }
 
 struct Location {

@@ -48,3 +48,32 @@ async fn rebuild_replays_the_stream_into_the_same_rows_and_files_and_the_consume
     );
     assert_eq!(p.conversation_file("101", "u1").unwrap().len(), 3);
 }
+
+/// A rebuild writes the files a chunk of conversations at a time; with more
+/// conversations than one chunk holds, every file still comes out as the drain wrote it.
+#[tokio::test]
+async fn rebuild_writes_every_file_when_conversations_span_several_chunks() {
+    // Arrange: 2,100 conversations over three pages (the chunk is 1,000).
+    let p = TestProjector::new().await;
+    let events: Vec<_> = (0..2100)
+        .map(|i| {
+            let page = format!("20{}", i % 3);
+            message(Source::Ingest, &page, &format!("c{i}"), &format!("m{i}"), T + i, "hi")
+        })
+        .collect();
+    p.publish(&events).await;
+    p.drain().await;
+    let files_before = tree(p.data_dir());
+    assert_eq!(files_before.len(), 2100);
+
+    // Act
+    App::build(p.config())
+        .await
+        .unwrap()
+        .rebuild()
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(tree(p.data_dir()), files_before);
+}
