@@ -243,6 +243,10 @@ async fn apply_prepared(
     replaying: bool,
 ) -> Result<Outcome, ApplyError> {
     let mut tx = client.transaction().await?;
+    // One applier at a time, from before it reads what is stored: the duplicate
+    // checks and the summaries are read-modify-write.
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPLY_LOCK])
+        .await?;
     let stored = Stored::load(&tx, &prepared.candidates).await?;
     let mut outcome = Outcome {
         duplicates: prepared.duplicates,
@@ -275,9 +279,6 @@ async fn apply_prepared(
         }
         to_apply.push(cand);
     }
-    // One applier at a time: the summaries below are read-modify-write.
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPLY_LOCK])
-        .await?;
     let mut changes = Changes::default();
     let mut late_dead = Vec::new();
     if one_by_one {

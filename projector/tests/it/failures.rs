@@ -378,3 +378,47 @@ async fn a_page_event_postgres_refuses_is_set_aside_among_messages() {
     );
     assert_eq!(p.count("SELECT count(*) FROM applied_events").await, 4);
 }
+
+/// Two projector instances on one durable consumer (scaling out, or a rolling
+/// deploy) share the stream's messages, duplicates included; their batches are
+/// serialized in Postgres, so the rows and files are those one instance writes.
+#[tokio::test]
+async fn two_instances_on_one_consumer_give_the_rows_and_files_of_one() {
+    // Arrange: 3,000 messages, webhook and poll copies of the same mids, in two projections.
+    let events: Vec<_> = (0..1500)
+        .flat_map(|i| {
+            let (psid, mid) = (format!("u{}", i % 40), format!("m{i}"));
+            [
+                message(Source::Poller, "101", &psid, &mid, T + i, "poll"),
+                message(Source::Ingest, "101", &psid, &mid, T + i, "webhook"),
+            ]
+        })
+        .collect();
+    let single = TestProjector::new().await;
+    single.publish_again(&events).await;
+    single.drain().await;
+    let pair = TestProjector::new().await;
+    pair.publish_again(&events).await;
+    let mut c = pair.config();
+    c.projector_batch_size = 100;
+    let (a, b) = (
+        App::build(c.clone()).await.unwrap(),
+        App::build(c).await.unwrap(),
+    );
+
+    // Act
+    let (ra, rb) = tokio::join!(
+        a.drain(CancellationToken::new()),
+        b.drain(CancellationToken::new())
+    );
+
+    // Assert
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.messages + rb.messages, 3000);
+    assert!(
+        ra.messages > 0 && rb.messages > 0,
+        "both instances took part: {ra:?} {rb:?}"
+    );
+    assert_eq!(pair.rows().await, single.rows().await);
+    assert_eq!(tree(pair.data_dir()), tree(single.data_dir()));
+}
