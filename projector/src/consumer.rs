@@ -279,9 +279,9 @@ impl Worker {
         let u = std::mem::take(unflushed);
         let started = Instant::now();
         let written = async {
-            let conn = self.applier.pool().get().await.map_err(|e| e.to_string())?;
+            let mut conn = self.applier.pool().get().await.map_err(|e| e.to_string())?;
             self.files
-                .write(&conn, &u.pages, &u.conversations)
+                .write(&mut conn, &u.pages, &u.conversations)
                 .await
                 .map_err(|e| e.to_string())
         }
@@ -422,9 +422,9 @@ impl Worker {
 
     async fn check_owners(&self) {
         let result = async {
-            let conn = self.applier.pool().get().await.map_err(|e| e.to_string())?;
+            let mut conn = self.applier.pool().get().await.map_err(|e| e.to_string())?;
             self.files
-                .relocate_moved(&conn)
+                .relocate_moved(&mut conn)
                 .await
                 .map_err(|e| e.to_string())
         }

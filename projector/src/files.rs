@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use pagesync_schema::canonical::canonical_json;
 use pagesync_schema::{PageId, Psid};
 use serde_json::Value;
+use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,10 @@ pub enum FileError {
     #[error("file writer stopped: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
+
+/// Key of the advisory lock held while files are rendered and written (any value
+/// unique to the projector's files).
+const FILES_LOCK: i64 = 0x7061_6765_6669_6c65;
 
 /// Conversations rendered at once when every file is written (after a rebuild).
 const REWRITE_CHUNK: usize = 1000;
@@ -69,9 +74,27 @@ impl Files {
     }
 
     /// Rewrites the files of the given pages and conversations, moving pages whose owner changed.
+    ///
+    /// Rendering and writing happen under a lock that every projector instance
+    /// takes: with two instances (a rolling deploy), one that rendered before the
+    /// other's commit could otherwise write its older file last.
     pub async fn write(
         &self,
-        client: &tokio_postgres::Client,
+        client: &mut tokio_postgres::Client,
+        pages: &BTreeSet<PageId>,
+        conversations: &BTreeSet<(PageId, Psid)>,
+    ) -> Result<(), FileError> {
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&FILES_LOCK])
+            .await?;
+        self.write_locked(&tx, pages, conversations).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn write_locked(
+        &self,
+        client: &impl GenericClient,
         pages: &BTreeSet<PageId>,
         conversations: &BTreeSet<(PageId, Psid)>,
     ) -> Result<(), FileError> {
@@ -162,7 +185,7 @@ impl Files {
     /// Moves the files of every page whose owner changed since they were written.
     pub async fn relocate_moved(
         &self,
-        client: &tokio_postgres::Client,
+        client: &mut tokio_postgres::Client,
     ) -> Result<usize, FileError> {
         let rows = client
             .query(
@@ -182,7 +205,19 @@ impl Files {
     }
 
     /// Writes every file of the projection (after a rebuild).
-    pub async fn write_everything(&self, client: &tokio_postgres::Client) -> Result<(), FileError> {
+    pub async fn write_everything(
+        &self,
+        client: &mut tokio_postgres::Client,
+    ) -> Result<(), FileError> {
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&FILES_LOCK])
+            .await?;
+        self.write_everything_locked(&tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn write_everything_locked(&self, client: &impl GenericClient) -> Result<(), FileError> {
         let rows = client.query("SELECT page_id FROM pages", &[]).await?;
         let pages: BTreeSet<PageId> = rows
             .iter()
@@ -246,7 +281,7 @@ impl Files {
 
     async fn render_whole_page(
         &self,
-        client: &tokio_postgres::Client,
+        client: &impl GenericClient,
         page: &PageId,
         owner: Option<Uuid>,
         out: &mut Vec<Rendered>,
@@ -260,7 +295,7 @@ impl Files {
 
     async fn render_pages(
         &self,
-        client: &tokio_postgres::Client,
+        client: &impl GenericClient,
         pages: &BTreeSet<PageId>,
         owner_of: &(dyn Fn(&PageId) -> Option<Uuid> + Sync),
         out: &mut Vec<Rendered>,
@@ -307,7 +342,7 @@ impl Files {
 
     async fn render_conversations(
         &self,
-        client: &tokio_postgres::Client,
+        client: &impl GenericClient,
         which: Selection<'_>,
         owner_of: &(dyn Fn(&PageId) -> Option<Uuid> + Sync),
         out: &mut Vec<Rendered>,
@@ -376,7 +411,7 @@ struct Location {
 }
 
 async fn locations(
-    client: &tokio_postgres::Client,
+    client: &impl GenericClient,
     pages: &BTreeSet<PageId>,
 ) -> Result<BTreeMap<PageId, Location>, tokio_postgres::Error> {
     let ids: Vec<&str> = pages.iter().map(PageId::as_str).collect();
@@ -405,7 +440,7 @@ async fn locations(
 }
 
 async fn record_locations(
-    client: &tokio_postgres::Client,
+    client: &impl GenericClient,
     locations: &BTreeMap<PageId, Location>,
 ) -> Result<(), tokio_postgres::Error> {
     let changed: Vec<(&str, Option<Uuid>)> = locations

@@ -67,12 +67,12 @@ pub async fn rebuild(
     if total > 0 {
         done = replay(stream, applier, settings, last, total).await?;
     }
-    let conn = applier
+    let mut conn = applier
         .pool()
         .get()
         .await
         .map_err(|e| RunError::Db(e.to_string()))?;
-    files.write_everything(&conn).await?;
+    files.write_everything(&mut conn).await?;
     let start = DeliverPolicy::ByStartSequence {
         start_sequence: last + 1,
     };

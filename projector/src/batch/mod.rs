@@ -423,8 +423,9 @@ fn log_conversations(
     }
 }
 
-/// Key of the lock that serializes batch transactions (any value unique to the projector).
-const APPLY_LOCK: i64 = 0x7061_6765_7379_6e63;
+/// Key of the lock that serializes batch transactions ("pageappl"; distinct from
+/// the migration lock, so a service migrating at start never waits on a batch).
+const APPLY_LOCK: i64 = 0x7061_6765_6170_706c;
 
 async fn record_dead_letters(
     tx: &Transaction<'_>,
