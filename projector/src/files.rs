@@ -32,9 +32,9 @@ pub enum FileError {
     Join(#[from] tokio::task::JoinError),
 }
 
-/// Key of the advisory lock held while files are rendered and written (any value
-/// unique to the projector's files).
-const FILES_LOCK: i64 = 0x7061_6765_6669_6c65;
+/// Takes the advisory lock held while files are rendered and written (key
+/// 0x7061_6765_6669_6c65, "pagefile"). A simple query: no statement to prepare.
+const LOCK_FILES: &str = "SELECT pg_advisory_xact_lock(8097867290196405349)";
 
 /// Conversations rendered at once when every file is written (after a rebuild).
 const REWRITE_CHUNK: usize = 1000;
@@ -84,14 +84,16 @@ impl Files {
         pages: &BTreeSet<PageId>,
         conversations: &BTreeSet<(PageId, Psid)>,
     ) -> Result<(), FileError> {
+        if pages.is_empty() && conversations.is_empty() {
+            return Ok(());
+        }
         let tx = client.transaction().await?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&FILES_LOCK])
-            .await?;
         self.write_locked(&tx, pages, conversations).await?;
         tx.commit().await?;
         Ok(())
     }
 
+    /// `write` inside its transaction; the first statement takes the files lock.
     async fn write_locked(
         &self,
         client: &impl GenericClient,
@@ -104,7 +106,13 @@ impl Files {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        let locations = locations(client, &all_pages).await?;
+        // The lock is sent with the first query: one round trip for both.
+        let (locked, locations) = futures::join!(
+            client.batch_execute(LOCK_FILES),
+            locations(client, &all_pages)
+        );
+        locked?;
+        let locations = locations?;
         let mut moved = BTreeSet::new();
         for (page, loc) in &locations {
             if loc.written && loc.owner != loc.files_owner {
@@ -210,8 +218,7 @@ impl Files {
         client: &mut tokio_postgres::Client,
     ) -> Result<(), FileError> {
         let tx = client.transaction().await?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&FILES_LOCK])
-            .await?;
+        tx.batch_execute(LOCK_FILES).await?;
         self.write_everything_locked(&tx).await?;
         tx.commit().await?;
         Ok(())
@@ -568,6 +575,17 @@ mod tests {
         assert_eq!(
             files.page_dir(Some(u), &page),
             PathBuf::from(format!("/d/users/{u}/facebook/p1"))
+        );
+    }
+
+    #[test]
+    fn the_files_lock_key_is_pagefile() {
+        assert_eq!(
+            LOCK_FILES,
+            format!(
+                "SELECT pg_advisory_xact_lock({})",
+                i64::from_be_bytes(*b"pagefile")
+            )
         );
     }
 
