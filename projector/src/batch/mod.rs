@@ -244,10 +244,14 @@ async fn apply_prepared(
 ) -> Result<Outcome, ApplyError> {
     let mut tx = client.transaction().await?;
     // One applier at a time, from before it reads what is stored: the duplicate
-    // checks and the summaries are read-modify-write.
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPLY_LOCK])
-        .await?;
-    let stored = Stored::load(&tx, &prepared.candidates).await?;
+    // checks and the summaries are read-modify-write. The lock is sent with the
+    // first query (one round trip).
+    let (locked, stored) = futures::join!(
+        tx.batch_execute(LOCK_APPLY),
+        Stored::load(&tx, &prepared.candidates)
+    );
+    locked?;
+    let stored = stored?;
     let mut outcome = Outcome {
         duplicates: prepared.duplicates,
         pages: prepared.pages.clone(),
@@ -423,9 +427,10 @@ fn log_conversations(
     }
 }
 
-/// Key of the lock that serializes batch transactions ("pageappl"; distinct from
-/// the migration lock, so a service migrating at start never waits on a batch).
-const APPLY_LOCK: i64 = 0x7061_6765_6170_706c;
+/// Takes the lock that serializes batch transactions (key "pageappl"; distinct
+/// from the migration lock, so a service migrating at start never waits on a batch).
+/// A simple query: no statement to prepare.
+const LOCK_APPLY: &str = "SELECT pg_advisory_xact_lock(8097867290112979052)";
 
 async fn record_dead_letters(
     tx: &Transaction<'_>,
@@ -460,4 +465,18 @@ async fn record_dead_letters(
         )
         .await?;
     Ok(rows.iter().filter(|r| r.get::<_, bool>(0)).count() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_apply_lock_key_is_pageappl() {
+        assert_eq!(
+            super::LOCK_APPLY,
+            format!(
+                "SELECT pg_advisory_xact_lock({})",
+                i64::from_be_bytes(*b"pageappl")
+            )
+        );
+    }
 }
