@@ -58,7 +58,14 @@ async fn rebuild_writes_every_file_when_conversations_span_several_chunks() {
     let events: Vec<_> = (0..2100)
         .map(|i| {
             let page = format!("20{}", i % 3);
-            message(Source::Ingest, &page, &format!("c{i}"), &format!("m{i}"), T + i, "hi")
+            message(
+                Source::Ingest,
+                &page,
+                &format!("c{i}"),
+                &format!("m{i}"),
+                T + i,
+                "hi",
+            )
         })
         .collect();
     p.publish(&events).await;
