@@ -111,14 +111,18 @@ async fn a_body_over_the_limit_gets_413_and_publishes_nothing() {
 /// so it gets 413 at once, not 503 forever, and no item of it is published.
 #[tokio::test]
 async fn a_delivery_with_an_item_nats_cannot_take_gets_413_and_publishes_nothing() {
-    // Arrange
-    let app = TestApp::spawn().await;
+    // Arrange: a body limit above the server's max_payload, and an item just over it.
+    let nats = pagesync_testkit::TestNats::new().await;
+    let max_payload = nats.client.server_info().max_payload;
+    let mut config = crate::app::config(&nats);
+    config.ingest_max_body_bytes = max_payload * 2;
+    let app = TestApp::spawn_with(nats, config).await;
     let item = |mid: &str, text: &str| {
         serde_json::json!({"sender": {"id": crate::app::PSID}, "recipient": {"id": crate::app::PAGE},
                            "timestamp": 1458692752478_i64, "message": {"mid": mid, "text": text}})
     };
     let body = serde_json::json!({"object": "page", "entry": [{"id": crate::app::PAGE, "time": 1458692752478_i64,
-        "messaging": [item("m_small", "hi"), item("m_huge", &"x".repeat(1_100_000))]}]})
+        "messaging": [item("m_small", "hi"), item("m_huge", &"x".repeat(max_payload + 1000))]}]})
     .to_string();
 
     // Act
