@@ -286,15 +286,20 @@ impl Worker {
                 .map_err(|e| e.to_string())
         }
         .await;
-        if let Err(e) = written {
-            metrics::retried();
-            tracing::warn!(error = %e, "files not written; batches handed back for redelivery");
-            for (messages, _) in &u.batches {
-                nak_all(messages, backoff(1)).await;
+        let written = match written {
+            Ok(n) => n,
+            Err(e) => {
+                metrics::retried();
+                tracing::warn!(error = %e, "files not written; batches handed back for redelivery");
+                for (messages, _) in &u.batches {
+                    nak_all(messages, backoff(1)).await;
+                }
+                return;
             }
-            return;
-        }
+        };
+        metrics::files(started.elapsed(), written);
         let files_ms = started.elapsed().as_millis() as u64;
+
         let acks = u.batches.iter().flat_map(|(messages, poison)| {
             messages.iter().enumerate().map(move |(i, m)| {
                 let kind = if poison.contains(&i) {

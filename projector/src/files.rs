@@ -73,7 +73,8 @@ impl Files {
             .join(format!("{}.json", psid.as_str()))
     }
 
-    /// Rewrites the files of the given pages and conversations, moving pages whose owner changed.
+    /// Rewrites the files of the given pages and conversations, moving pages whose
+    /// owner changed; returns how many files were written.
     ///
     /// Rendering and writing happen under a lock that every projector instance
     /// takes: with two instances (a rolling deploy), one that rendered before the
@@ -83,14 +84,14 @@ impl Files {
         client: &mut tokio_postgres::Client,
         pages: &BTreeSet<PageId>,
         conversations: &BTreeSet<(PageId, Psid)>,
-    ) -> Result<(), FileError> {
+    ) -> Result<usize, FileError> {
         if pages.is_empty() && conversations.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let tx = client.transaction().await?;
-        self.write_locked(&tx, pages, conversations).await?;
+        let written = self.write_locked(&tx, pages, conversations).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(written)
     }
 
     /// `write` inside its transaction; the first statement takes the files lock.
@@ -99,11 +100,11 @@ impl Files {
         client: &impl GenericClient,
         pages: &BTreeSet<PageId>,
         conversations: &BTreeSet<(PageId, Psid)>,
-    ) -> Result<(), FileError> {
+    ) -> Result<usize, FileError> {
         let mut all_pages: BTreeSet<PageId> = pages.clone();
         all_pages.extend(conversations.iter().map(|(p, _)| p.clone()));
         if all_pages.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let started = std::time::Instant::now();
         // The lock is sent with the first query: one round trip for both.
@@ -187,7 +188,7 @@ impl Files {
         })
         .await??;
         record_locations(client, &locations).await?;
-        Ok(())
+        Ok(files)
     }
 
     /// Moves the files of every page whose owner changed since they were written.

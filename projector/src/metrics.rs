@@ -10,6 +10,8 @@ pub const DEAD_LETTERS: &str = "pagesync_projector_dead_letters_total";
 pub const BATCH_SECONDS: &str = "pagesync_projector_batch_duration_seconds";
 pub const RETRIES: &str = "pagesync_projector_batch_retries_total";
 pub const LAG: &str = "pagesync_projector_consumer_lag";
+pub const FILES_SECONDS: &str = "pagesync_projector_files_duration_seconds";
+pub const FILES_WRITTEN: &str = "pagesync_projector_file_writes_total";
 
 /// Records what a committed batch did. `stream` labels the dead letters so one
 /// process (or test) can tell its own apart.
@@ -29,4 +31,12 @@ pub fn retried() {
 
 pub fn lag(pending: u64) {
     metrics::gauge!(LAG).set(pending as f64);
+}
+
+/// One rewrite of the files of committed batches: how long it took (render and
+/// write; the noisiest part of the projector, bound by the file system) and how
+/// many files it wrote.
+pub fn files(took: Duration, written: usize) {
+    metrics::histogram!(FILES_SECONDS).record(took.as_secs_f64());
+    metrics::counter!(FILES_WRITTEN).increment(written as u64);
 }

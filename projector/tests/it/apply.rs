@@ -401,3 +401,31 @@ async fn a_better_copy_under_another_conversation_moves_the_message() {
         "a conversation left without items keeps no file"
     );
 }
+
+/// Operators see how long the file step takes and how many files it writes
+/// (the metrics are process-wide and other tests run beside this one: only growth counts).
+#[tokio::test]
+async fn file_writes_are_counted_and_timed() {
+    let metric = |name: &str| -> f64 {
+        pagesync_runtime::ops::metrics_handle()
+            .render()
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let (writes, timed) = (
+        metric("pagesync_projector_file_writes_total"),
+        metric("pagesync_projector_files_duration_seconds_count"),
+    );
+    let p = TestProjector::new().await;
+    p.publish(&[
+        message(Source::Ingest, PAGE, "a", "m1", T, "one"),
+        message(Source::Ingest, PAGE, "b", "m2", T, "two"),
+    ])
+    .await;
+
+    p.drain().await;
+
+    assert!(metric("pagesync_projector_file_writes_total") >= writes + 2.0);
+    assert!(metric("pagesync_projector_files_duration_seconds_count") >= timed + 1.0);
+}
