@@ -59,6 +59,8 @@ pub enum Command {
     Drain,
     /// Empty the projection (tables and files) and replay the stream from sequence 1.
     Rebuild,
+    /// Apply the dead letters again (after fixing their cause), then exit 0.
+    RetryDeadLetters,
 }
 
 impl Config {
@@ -102,6 +104,12 @@ mod tests {
         let cmd: Config =
             pagesync_runtime::config::parse_from::<Config, _, _>(["projector", "rebuild"]).unwrap();
         assert_eq!(cmd.mode(), Command::Rebuild);
+        let retry: Config = pagesync_runtime::config::parse_from::<Config, _, _>([
+            "projector",
+            "retry-dead-letters",
+        ])
+        .unwrap();
+        assert_eq!(retry.mode(), Command::RetryDeadLetters);
     }
 
     #[test]

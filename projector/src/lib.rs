@@ -8,6 +8,7 @@ pub mod decode;
 pub mod files;
 pub mod metrics;
 pub mod rebuild;
+pub mod retry;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use tokio::net::TcpListener;
 pub use config::{Command, Config};
 pub use consumer::{DrainReport, RunError};
 pub use rebuild::RebuildReport;
+pub use retry::RetryReport;
 
 use batch::Applier;
 use consumer::{ConsumerSettings, Worker};
@@ -112,6 +114,11 @@ impl App {
             &self.worker.settings,
         )
         .await
+    }
+
+    /// Applies the dead letters again; those that apply now leave the table.
+    pub async fn retry_dead_letters(self) -> Result<RetryReport, RunError> {
+        retry::retry_dead_letters(&self.stream, &self.worker.applier, &self.worker.files).await
     }
 
     async fn run(self, shutdown: CancellationToken, drain: bool) -> Result<DrainReport, RunError> {

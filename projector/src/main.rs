@@ -25,6 +25,13 @@ async fn main() -> anyhow::Result<()> {
             let report = app.rebuild().await.context("rebuild failed")?;
             tracing::info!(?report, "rebuilt");
         }
+        Command::RetryDeadLetters => {
+            let report = app
+                .retry_dead_letters()
+                .await
+                .context("retrying the dead letters failed")?;
+            tracing::info!(?report, "dead letters retried");
+        }
     }
     Ok(())
 }

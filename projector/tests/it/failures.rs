@@ -422,3 +422,67 @@ async fn two_instances_on_one_consumer_give_the_rows_and_files_of_one() {
     assert_eq!(pair.rows().await, single.rows().await);
     assert_eq!(tree(pair.data_dir()), tree(single.data_dir()));
 }
+
+/// Once the cause of a dead letter is fixed, `projector retry-dead-letters` applies
+/// it without a rebuild; one that fails again stays, with its attempts counted.
+#[tokio::test]
+async fn dead_letters_apply_on_retry_once_their_cause_is_fixed() {
+    // Arrange: Postgres refuses one message (a constraint standing in for a bug),
+    // and one message is not an envelope at all.
+    let p = TestProjector::new().await;
+    let client = p.db.client().await;
+    client
+        .batch_execute(
+            "ALTER TABLE conversation_events ADD CONSTRAINT refuse_boom CHECK (text IS DISTINCT FROM 'boom')",
+        )
+        .await
+        .unwrap();
+    p.publish(&[
+        message(Source::Ingest, "101", "u1", "m1", T, "fine"),
+        message(Source::Ingest, "101", "u1", "m2", T + 1, "boom"),
+    ])
+    .await;
+    p.publish_raw("_.message", b"not an envelope".to_vec())
+        .await;
+    assert_eq!(p.drain().await.dead_letters, 2);
+    assert_eq!(p.conversation_file("101", "u1").unwrap().len(), 1);
+    client
+        .batch_execute("ALTER TABLE conversation_events DROP CONSTRAINT refuse_boom")
+        .await
+        .unwrap();
+
+    // Act
+    let report = App::build(p.config())
+        .await
+        .unwrap()
+        .retry_dead_letters()
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(
+        report,
+        pagesync_projector::RetryReport {
+            retried: 2,
+            applied: 1,
+            still_dead: 1
+        }
+    );
+    assert_eq!(
+        p.count("SELECT count(*) FROM dead_letters WHERE attempts = 2 AND event_id IS NULL")
+            .await,
+        1
+    );
+    assert_eq!(p.count("SELECT count(*) FROM dead_letters").await, 1);
+    assert_eq!(
+        p.count("SELECT count(*) FROM conversations WHERE psid = 'u1' AND message_count = 2")
+            .await,
+        1
+    );
+    assert_eq!(p.conversation_file("101", "u1").unwrap().len(), 2);
+    assert_eq!(
+        p.dead_letter_metric(),
+        2.0,
+        "a retry counts no new dead letter"
+    );
+}
