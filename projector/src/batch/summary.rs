@@ -51,23 +51,26 @@ pub(super) async fn summarize(
 ) -> Result<BTreeMap<(String, String), i32>, tokio_postgres::Error> {
     let mut counts = BTreeMap::new();
     if !changes.messages.is_empty() || !changes.statuses.is_empty() {
-        let m = &changes.messages;
-        let mp: Vec<&str> = m.iter().map(|m| m.page.as_str()).collect();
-        let ms: Vec<&str> = m.iter().map(|m| m.psid.as_str()).collect();
-        let mm: Vec<&str> = m.iter().map(|m| m.mid.as_str()).collect();
-        let mi: Vec<bool> = m.iter().map(|m| m.incoming).collect();
-        let mt: Vec<i64> = m.iter().map(|m| m.ts).collect();
-        let mx: Vec<Option<&str>> = m.iter().map(|m| m.text.as_deref()).collect();
-        let st = &changes.statuses;
-        let sp: Vec<&str> = st.iter().map(|s| s.page.as_str()).collect();
-        let ss: Vec<&str> = st.iter().map(|s| s.psid.as_str()).collect();
-        let sv: Vec<&str> = st.iter().map(|s| s.status).collect();
-        let sa: Vec<i64> = st.iter().map(|s| s.at_ms).collect();
-        let si: Vec<&str> = st.iter().map(|s| s.event_id.as_str()).collect();
+        let folds = Fold::collect(changes);
+        let c = Columns::of(&folds);
         let rows = tx
             .query(
                 FOLD_SUMMARIES,
-                &[&mp, &ms, &mm, &mi, &mt, &mx, &sp, &ss, &sv, &sa, &si],
+                &[
+                    &c.pages,
+                    &c.psids,
+                    &c.counts,
+                    &c.first,
+                    &c.last,
+                    &c.out,
+                    &c.latest_ms,
+                    &c.latest_mid,
+                    &c.latest_text,
+                    &c.status,
+                    &c.status_at,
+                    &c.status_tie,
+                    &c.incoming,
+                ],
             )
             .await?;
         counts.extend(rows.into_iter().map(|r| ((r.get(0), r.get(1)), r.get(2))));
@@ -84,68 +87,153 @@ pub(super) async fn summarize(
     Ok(counts)
 }
 
-/// Folds new messages and status changes into the summaries. Unread messages are
-/// recounted (an index range scan) only where a newer reply arrived.
+/// What a batch adds to one conversation's summary, aggregated here so Postgres
+/// updates each conversation from one row (ids compare by bytes, as `COLLATE "C"`
+/// does in the SQL).
+#[derive(Default)]
+struct Fold<'a> {
+    count: i32,
+    first_ms: Option<i64>,
+    last_ms: Option<i64>,
+    /// Newest reply.
+    out_ms: Option<i64>,
+    /// Newest message: (time, mid, text).
+    latest: Option<(i64, &'a str, Option<&'a str>)>,
+    /// Newest status: (time, tie-breaker, status); an incoming message counts as "open".
+    status: Option<(i64, &'a str, &'static str)>,
+    /// Times of the incoming messages, for the unread count.
+    incoming: Vec<i64>,
+}
+
+impl<'a> Fold<'a> {
+    fn collect(changes: &'a Changes) -> BTreeMap<(&'a str, &'a str), Fold<'a>> {
+        let mut folds: BTreeMap<(&str, &str), Fold> = BTreeMap::new();
+        for m in &changes.messages {
+            let f = folds.entry((&m.page, &m.psid)).or_default();
+            f.count += 1;
+            f.first_ms = Some(f.first_ms.map_or(m.ts, |t| t.min(m.ts)));
+            f.last_ms = Some(f.last_ms.map_or(m.ts, |t| t.max(m.ts)));
+            if f.latest
+                .is_none_or(|(ts, mid, _)| (m.ts, m.mid.as_str()) > (ts, mid))
+            {
+                f.latest = Some((m.ts, &m.mid, m.text.as_deref()));
+            }
+            if m.incoming {
+                f.incoming.push(m.ts);
+                f.newer_status(m.ts, &m.mid, "open");
+            } else {
+                f.out_ms = Some(f.out_ms.map_or(m.ts, |t| t.max(m.ts)));
+            }
+        }
+        for st in &changes.statuses {
+            let f = folds.entry((&st.page, &st.psid)).or_default();
+            f.newer_status(st.at_ms, &st.event_id, st.status);
+        }
+        folds
+    }
+
+    fn newer_status(&mut self, at: i64, tie: &'a str, status: &'static str) {
+        if self.status.is_none_or(|(t, k, _)| (at, tie) > (t, k)) {
+            self.status = Some((at, tie, status));
+        }
+    }
+}
+
+/// The folds as the statement's column arrays.
+struct Columns<'a> {
+    pages: Vec<&'a str>,
+    psids: Vec<&'a str>,
+    counts: Vec<i32>,
+    first: Vec<Option<i64>>,
+    last: Vec<Option<i64>>,
+    out: Vec<Option<i64>>,
+    latest_ms: Vec<Option<i64>>,
+    latest_mid: Vec<Option<&'a str>>,
+    latest_text: Vec<Option<&'a str>>,
+    status: Vec<Option<&'static str>>,
+    status_at: Vec<Option<i64>>,
+    status_tie: Vec<Option<&'a str>>,
+    /// Comma-separated (an array per row cannot travel in an unnest of arrays).
+    incoming: Vec<String>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(folds: &BTreeMap<(&'a str, &'a str), Fold<'a>>) -> Self {
+        let mut c = Columns {
+            pages: Vec::new(),
+            psids: Vec::new(),
+            counts: Vec::new(),
+            first: Vec::new(),
+            last: Vec::new(),
+            out: Vec::new(),
+            latest_ms: Vec::new(),
+            latest_mid: Vec::new(),
+            latest_text: Vec::new(),
+            status: Vec::new(),
+            status_at: Vec::new(),
+            status_tie: Vec::new(),
+            incoming: Vec::new(),
+        };
+        for (&(page, psid), f) in folds {
+            c.pages.push(page);
+            c.psids.push(psid);
+            c.counts.push(f.count);
+            c.first.push(f.first_ms);
+            c.last.push(f.last_ms);
+            c.out.push(f.out_ms);
+            c.latest_ms.push(f.latest.map(|l| l.0));
+            c.latest_mid.push(f.latest.map(|l| l.1));
+            c.latest_text.push(f.latest.and_then(|l| l.2));
+            c.status.push(f.status.map(|s| s.2));
+            c.status_at.push(f.status.map(|s| s.0));
+            c.status_tie.push(f.status.map(|s| s.1));
+            let times: Vec<String> = f.incoming.iter().map(i64::to_string).collect();
+            c.incoming.push(times.join(","));
+        }
+        c
+    }
+}
+
+/// Folds a batch's additions into the summaries, one row per conversation. Unread
+/// messages are recounted (an index range scan) only where a newer reply arrived.
 const FOLD_SUMMARIES: &str = "
-WITH m AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::int8[], $6::text[])
-        AS m(page_id, psid, mid, incoming, ts, text)
-), agg AS (
-    SELECT page_id, psid, count(*)::int AS n, min(ts) AS first_ms, max(ts) AS last_ms,
-           max(ts) FILTER (WHERE NOT incoming) AS out_ms
-    FROM m GROUP BY page_id, psid
-), latest AS (
-    SELECT DISTINCT ON (page_id, psid) page_id, psid, ts, mid, text
-    FROM m ORDER BY page_id, psid, ts DESC, mid DESC
-), status AS (
-    SELECT DISTINCT ON (x.page_id, x.psid) x.page_id, x.psid, x.status, x.at_ms, x.tie
-    FROM (
-        SELECT * FROM unnest($7::text[], $8::text[], $9::text[], $10::int8[], $11::text[])
-            AS s(page_id, psid, status, at_ms, tie)
-        UNION ALL
-        SELECT page_id, psid, 'open', ts, mid FROM m WHERE incoming
-    ) x
-    ORDER BY x.page_id, x.psid, x.at_ms DESC, x.tie DESC
-), t AS (
-    SELECT page_id, psid FROM agg UNION SELECT page_id, psid FROM status
-), unread AS (
-    SELECT m.page_id, m.psid, count(*)::int AS n
-    FROM m JOIN conversations c USING (page_id, psid)
-    WHERE m.incoming AND m.ts > coalesce(c.last_out_ms, -1)
-    GROUP BY m.page_id, m.psid
+WITH x AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::int4[], $4::int8[], $5::int8[], $6::int8[],
+                         $7::int8[], $8::text[], $9::text[], $10::text[], $11::int8[], $12::text[],
+                         $13::text[])
+        AS x(page_id, psid, n, first_ms, last_ms, out_ms, latest_ms, latest_mid, latest_text,
+             status, status_at, status_tie, incoming)
 )
 UPDATE conversations c SET
-    message_count = c.message_count + coalesce(agg.n, 0),
-    first_message_at = LEAST(c.first_message_at, to_timestamp(agg.first_ms / 1000.0)),
-    last_message_at = GREATEST(c.last_message_at, to_timestamp(agg.last_ms / 1000.0)),
-    last_message_ms = GREATEST(c.last_message_ms, agg.last_ms),
+    message_count = c.message_count + x.n,
+    first_message_at = LEAST(c.first_message_at, to_timestamp(x.first_ms / 1000.0)),
+    last_message_at = GREATEST(c.last_message_at, to_timestamp(x.last_ms / 1000.0)),
+    last_message_ms = GREATEST(c.last_message_ms, x.last_ms),
     last_message_text = CASE WHEN c.last_message_ms IS NULL
-            OR (latest.ts, latest.mid) > (c.last_message_ms, c.last_message_mid)
-        THEN latest.text ELSE c.last_message_text END,
+            OR (x.latest_ms, x.latest_mid COLLATE \"C\") > (c.last_message_ms, c.last_message_mid)
+        THEN x.latest_text ELSE c.last_message_text END,
     last_message_mid = CASE WHEN c.last_message_ms IS NULL
-            OR (latest.ts, latest.mid) > (c.last_message_ms, c.last_message_mid)
-        THEN latest.mid ELSE c.last_message_mid END,
-    last_out_ms = GREATEST(c.last_out_ms, agg.out_ms),
-    unread_count = CASE WHEN agg.out_ms > coalesce(c.last_out_ms, -1)
-        THEN (SELECT count(*)::int FROM conversation_events x
-              WHERE x.page_id = c.page_id AND x.psid = c.psid AND x.in_file
-                AND x.timestamp_ms > agg.out_ms AND x.direction = 'in')
-        ELSE c.unread_count + coalesce(unread.n, 0) END,
+            OR (x.latest_ms, x.latest_mid COLLATE \"C\") > (c.last_message_ms, c.last_message_mid)
+        THEN x.latest_mid ELSE c.last_message_mid END,
+    last_out_ms = GREATEST(c.last_out_ms, x.out_ms),
+    unread_count = CASE WHEN x.out_ms > coalesce(c.last_out_ms, -1)
+        THEN (SELECT count(*)::int FROM conversation_events m
+              WHERE m.page_id = c.page_id AND m.psid = c.psid AND m.in_file
+                AND m.timestamp_ms > x.out_ms AND m.direction = 'in')
+        ELSE c.unread_count + (SELECT count(*)::int
+              FROM unnest(string_to_array(x.incoming, ',')::int8[]) AS t(ms)
+              WHERE t.ms > coalesce(c.last_out_ms, -1)) END,
     status = CASE WHEN c.status_at_ms IS NULL
-            OR (status.at_ms, status.tie) > (c.status_at_ms, c.status_tie)
-        THEN coalesce(status.status, c.status) ELSE c.status END,
+            OR (x.status_at, x.status_tie COLLATE \"C\") > (c.status_at_ms, c.status_tie)
+        THEN coalesce(x.status, c.status) ELSE c.status END,
     status_at_ms = CASE WHEN c.status_at_ms IS NULL
-            OR (status.at_ms, status.tie) > (c.status_at_ms, c.status_tie)
-        THEN coalesce(status.at_ms, c.status_at_ms) ELSE c.status_at_ms END,
+            OR (x.status_at, x.status_tie COLLATE \"C\") > (c.status_at_ms, c.status_tie)
+        THEN coalesce(x.status_at, c.status_at_ms) ELSE c.status_at_ms END,
     status_tie = CASE WHEN c.status_at_ms IS NULL
-            OR (status.at_ms, status.tie) > (c.status_at_ms, c.status_tie)
-        THEN coalesce(status.tie, c.status_tie) ELSE c.status_tie END
-FROM t
-    LEFT JOIN agg USING (page_id, psid)
-    LEFT JOIN latest USING (page_id, psid)
-    LEFT JOIN status USING (page_id, psid)
-    LEFT JOIN unread USING (page_id, psid)
-WHERE c.page_id = t.page_id AND c.psid = t.psid
+            OR (x.status_at, x.status_tie COLLATE \"C\") > (c.status_at_ms, c.status_tie)
+        THEN coalesce(x.status_tie, c.status_tie) ELSE c.status_tie END
+FROM x
+WHERE c.page_id = x.page_id AND c.psid = x.psid
 RETURNING c.page_id, c.psid, c.message_count";
 
 /// Recomputes every summary column from the stored messages and status changes, so the
@@ -164,7 +252,7 @@ WITH t AS (
     FROM msg GROUP BY page_id, psid
 ), latest AS (
     SELECT DISTINCT ON (page_id, psid) page_id, psid, text, mid
-    FROM msg ORDER BY page_id, psid, timestamp_ms DESC, mid DESC
+    FROM msg ORDER BY page_id, psid, timestamp_ms DESC, mid COLLATE \"C\" DESC
 ), unread AS (
     SELECT m.page_id, m.psid, count(*)::int AS n
     FROM msg m JOIN agg a USING (page_id, psid)
@@ -178,7 +266,7 @@ WITH t AS (
         UNION ALL
         SELECT page_id, psid, 'open', timestamp_ms, mid FROM msg WHERE direction = 'in'
     ) x
-    ORDER BY x.page_id, x.psid, x.at_ms DESC, x.tie DESC
+    ORDER BY x.page_id, x.psid, x.at_ms DESC, x.tie COLLATE \"C\" DESC
 )
 UPDATE conversations c SET
     message_count = coalesce(agg.n, 0),
