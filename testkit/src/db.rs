@@ -47,6 +47,16 @@ impl TestDb {
     pub async fn client(&self) -> tokio_postgres::Client {
         admin_client(&self.url).await
     }
+
+    /// The single `bigint` a query returns (a `count(*)`, say); panics naming the query.
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.client()
+            .await
+            .query_one(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .get(0)
+    }
 }
 
 impl Drop for TestDb {

@@ -104,30 +104,30 @@ async fn a_signed_delivery_of_every_type_reaches_the_database_and_the_files() {
         .collect();
     assert_eq!(report.messages, 12, "{types:?}");
     assert_eq!(report.dead_letters, 0);
-    let count = |sql: &'static str| {
-        let client = &client;
-        async move { client.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
-    };
-    assert_eq!(count("SELECT count(*) FROM applied_events").await, 12);
+    assert_eq!(db.count("SELECT count(*) FROM applied_events").await, 12);
     assert_eq!(
-        count("SELECT count(*) FROM applied_events WHERE event_type = 'invalid'").await,
+        db.count("SELECT count(*) FROM applied_events WHERE event_type = 'invalid'")
+            .await,
         1
     );
     assert_eq!(
-        count("SELECT count(*) FROM messages WHERE source = 'webhook'").await,
+        db.count("SELECT count(*) FROM messages WHERE source = 'webhook'")
+            .await,
         3
     );
     assert_eq!(
-        count("SELECT count(*) FROM message_edits WHERE text = 'Hello!'").await,
+        db.count("SELECT count(*) FROM message_edits WHERE text = 'Hello!'")
+            .await,
         1
     );
     assert_eq!(
-        count("SELECT count(*) FROM reactions WHERE reaction = 'love'").await,
+        db.count("SELECT count(*) FROM reactions WHERE reaction = 'love'")
+            .await,
         1
     );
-    assert_eq!(count("SELECT read_watermark FROM receipts").await, T + 2);
+    assert_eq!(db.count("SELECT read_watermark FROM receipts").await, T + 2);
     assert_eq!(
-        count("SELECT count(*) FROM conversations WHERE message_count = 3 AND status = 'open'")
+        db.count("SELECT count(*) FROM conversations WHERE message_count = 3 AND status = 'open'")
             .await,
         1
     );

@@ -274,13 +274,7 @@ impl TestApp {
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        self.db
-            .client()
-            .await
-            .query_one(sql, &[])
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-            .get(0)
+        self.db.count(sql).await
     }
 
     /// Every secret the test handed out: no one of them may be stored or shown.

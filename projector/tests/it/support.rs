@@ -101,13 +101,7 @@ impl TestProjector {
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        self.db
-            .client()
-            .await
-            .query_one(sql, &[])
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-            .get(0)
+        self.db.count(sql).await
     }
 
     pub fn conversation_file(&self, page: &str, psid: &str) -> Option<Vec<Value>> {
