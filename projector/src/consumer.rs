@@ -297,9 +297,8 @@ impl Worker {
                 return;
             }
         };
-        metrics::files(started.elapsed(), written);
-        let files_ms = started.elapsed().as_millis() as u64;
-
+        let files_took = started.elapsed();
+        metrics::files(files_took, written);
         let acks = u.batches.iter().flat_map(|(messages, poison)| {
             messages.iter().enumerate().map(move |(i, m)| {
                 let kind = if poison.contains(&i) {
@@ -328,7 +327,7 @@ impl Worker {
         tracing::debug!(
             batches = u.batches.len(),
             messages = u.messages,
-            files_ms,
+            files_ms = files_took.as_millis() as u64,
             total_ms = started.elapsed().as_millis() as u64,
             "files written and batches acknowledged"
         );

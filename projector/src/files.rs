@@ -166,25 +166,12 @@ impl Files {
         }
         tokio::task::spawn_blocking(move || {
             for path in emptied {
-                match std::fs::remove_file(&path) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(FileError::Io { path, source: e });
-                    }
-                    _ => {}
-                }
+                remove_if_present(&path, |p| std::fs::remove_file(p))?;
             }
             for dir in removed {
-                match std::fs::remove_dir_all(&dir) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(FileError::Io {
-                            path: dir,
-                            source: e,
-                        });
-                    }
-                    _ => {}
-                }
+                remove_if_present(&dir, |p| std::fs::remove_dir_all(p))?;
             }
-            Ok(())
+            Ok::<(), FileError>(())
         })
         .await??;
         record_locations(client, &locations).await?;
@@ -272,15 +259,7 @@ impl Files {
                 dirs.extend(users.flatten().map(|u| u.path().join("facebook")));
             }
             for dir in dirs {
-                match std::fs::remove_dir_all(&dir) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(FileError::Io {
-                            path: dir,
-                            source: e,
-                        });
-                    }
-                    _ => {}
-                }
+                remove_if_present(&dir, |p| std::fs::remove_dir_all(p))?;
             }
             Ok(())
         })
@@ -528,6 +507,20 @@ fn write_chunk(files: Vec<Rendered>) -> Result<(), FileError> {
         replace_atomically(&path, &bytes).map_err(|source| FileError::Io { path, source })?;
     }
     Ok(())
+}
+
+/// Removes a file or folder with `remove`; one already gone is not an error.
+fn remove_if_present(
+    path: &Path,
+    remove: fn(&Path) -> std::io::Result<()>,
+) -> Result<(), FileError> {
+    match remove(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(FileError::Io {
+            path: path.to_owned(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Writes a temporary file in the same folder, then renames it over `path`.
