@@ -64,9 +64,16 @@ pub struct Config {
     /// Send replies 24 h to 7 d after the customer's last message with the HUMAN_AGENT tag.
     #[arg(long, env = "MESSENGER_HUMAN_AGENT", default_value = "false", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub messenger_human_agent: bool,
-    /// How long a login session lasts.
+    /// How long a login session lasts after a completed connect.
     #[arg(long, env = "SESSION_TTL", default_value = "30d", value_parser = parse_duration)]
     pub session_ttl: Duration,
+    /// How long a login that has not completed keeps its (pending) session: the
+    /// state's 10 minutes plus a margin.
+    #[arg(long, env = "PENDING_SESSION_TTL", default_value = "15m", value_parser = parse_duration)]
+    pub pending_session_ttl: Duration,
+    /// How often expired sessions are deleted.
+    #[arg(long, env = "SESSION_PRUNE_INTERVAL", default_value = "1m", value_parser = parse_positive_duration)]
+    pub session_prune_interval: Duration,
     /// How long the connect self-test waits for its test deliveries to be projected.
     #[arg(long, env = "SELF_TEST_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     pub self_test_timeout: Duration,
@@ -100,6 +107,14 @@ impl Config {
     /// Cookies get `Secure` when the browser reaches us over https.
     pub fn secure_cookies(&self) -> bool {
         self.facebook_redirect_uri.starts_with("https://")
+    }
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s) {
+        Ok(d) if d.is_zero() => Err("must be longer than 0s".to_owned()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -144,6 +159,19 @@ mod tests {
         assert!(!c.messenger_human_agent);
         assert!(c.operator_token.is_none());
         assert!(c.secure_cookies());
+        assert_eq!(c.session_ttl, Duration::from_secs(30 * 24 * 3600));
+        assert_eq!(c.pending_session_ttl, Duration::from_secs(15 * 60));
+        assert_eq!(c.session_prune_interval, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_zero_prune_interval_is_refused() {
+        let mut args = REQUIRED.to_vec();
+        args.extend(["--session-prune-interval", "0s"]);
+        let err = pagesync_runtime::config::parse_from::<Config, _, _>(args)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SESSION_PRUNE_INTERVAL"), "{err}");
     }
 
     #[test]

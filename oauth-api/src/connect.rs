@@ -40,7 +40,9 @@ pub struct PageSetup {
     pub subscribed: Result<(), String>,
 }
 
-pub async fn connect(state: &AppState, user: Uuid, code: &str) -> Result<ConnectAnswer, ApiError> {
+/// Code → user token → long-lived token → every page of `/me/accounts`: the
+/// steps where Facebook vouches for the person, before anything is stored.
+pub async fn authorize(state: &AppState, code: &str) -> Result<Vec<AccountPage>, ApiError> {
     let short = state
         .graph
         .exchange_code(code, &state.redirect_uri)
@@ -51,15 +53,22 @@ pub async fn connect(state: &AppState, user: Uuid, code: &str) -> Result<Connect
         .exchange_long_lived(&short.access_token)
         .await
         .map_err(oauth_error)?;
-    let accounts = state
+    state
         .graph
         .accounts(&long.access_token)
         .await
-        .map_err(oauth_error)?;
-    tracing::info!(user_uuid = %user, pages = accounts.len(), "connecting pages");
+        .map_err(oauth_error)
+}
 
+/// Stores, links and subscribes every page for `user`, then self-tests them.
+pub async fn connect_pages(
+    state: &AppState,
+    user: Uuid,
+    accounts: &[AccountPage],
+) -> ConnectAnswer {
+    tracing::info!(user_uuid = %user, pages = accounts.len(), "connecting pages");
     let mut setups = Vec::with_capacity(accounts.len());
-    for account in &accounts {
+    for account in accounts {
         setups.push(set_up_page(state, user, account).await);
     }
     let results = join_all(setups.iter().map(|s| selftest::run(state, s))).await;
@@ -68,14 +77,14 @@ pub async fn connect(state: &AppState, user: Uuid, code: &str) -> Result<Connect
         webhook_test.extend(webhook);
         polling_test.extend(polling);
     }
-    Ok(ConnectAnswer {
+    ConnectAnswer {
         user_uuid: user,
         pages: PageList {
             data: accounts.iter().map(page_json).collect(),
         },
         webhook_test,
         polling_test,
-    })
+    }
 }
 
 /// Stores, links and subscribes one page; each failure is kept for its results.

@@ -81,12 +81,14 @@ pub struct AppState {
     pub operator_token: Option<SecretString>,
     pub secure_cookies: bool,
     pub session_ttl: Duration,
+    pub pending_session_ttl: Duration,
     pub self_test_timeout: Duration,
 }
 
 /// A built oauth-api: connected, keys checked, listening, not yet serving.
 pub struct App {
     http: pagesync_runtime::HttpService,
+    pruner: session::Pruner,
 }
 
 impl App {
@@ -130,24 +132,38 @@ impl App {
                 .filter(|t| !t.expose_secret().is_empty()),
             secure_cookies: config.secure_cookies(),
             session_ttl: config.session_ttl,
+            pending_session_ttl: config.pending_session_ttl,
             self_test_timeout: config.self_test_timeout,
         });
+        let pruner = session::Pruner {
+            pool: pool.clone(),
+            every: config.session_prune_interval,
+        };
         let router = router(
             state,
             pagesync_runtime::ops::nats_and_postgres(nats.client.clone(), pool),
         );
         let http =
             pagesync_runtime::HttpService::bind("oauth-api", config.oauth_api_addr, router).await?;
-        Ok(Self { http })
+        Ok(Self { http, pruner })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.http.local_addr()
     }
 
-    /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
+    /// Serves (and prunes expired sessions) until `shutdown` is cancelled, then lets
+    /// in-flight requests finish.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        self.http.run_until_stopped(shutdown).await
+        // Its own token: the pruner stops too when serving ends on an error.
+        let stop_pruning = shutdown.child_token();
+        let pruning = tokio::spawn(self.pruner.run_until_stopped(stop_pruning.clone()));
+        let served = self.http.run_until_stopped(shutdown).await;
+        stop_pruning.cancel();
+        if let Err(e) = pruning.await {
+            tracing::error!(error = %e, "the session pruner failed");
+        }
+        served
     }
 }
 

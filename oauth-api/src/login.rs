@@ -11,12 +11,11 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::IntoParams;
-use uuid::Uuid;
 
 use crate::AppState;
 use crate::connect::{self, ConnectAnswer};
 use crate::error::{ApiError, ErrorBody};
-use crate::session;
+use crate::session::{self, Session};
 use crate::state_token::StateError;
 use crate::store;
 
@@ -24,8 +23,8 @@ use crate::store;
 pub const SCOPE: &str =
     "pages_show_list,pages_messaging,pages_manage_metadata,pages_read_engagement";
 
-/// Creates a session (and a user) when the browser has none, then redirects to
-/// Facebook's login dialog with a signed state.
+/// Creates a pending session (a new user uuid, no user yet) when the browser has
+/// no live session, then redirects to Facebook's login dialog with a signed state.
 #[utoipa::path(
     get,
     path = "/facebook/login",
@@ -33,7 +32,7 @@ pub const SCOPE: &str =
         (status = 307, description = "redirect to FACEBOOK_DIALOG_URL with client_id, redirect_uri, response_type=code, scope and a signed state",
             headers(
                 ("location" = String, description = "the login dialog"),
-                ("set-cookie" = String, description = "session_id, when the browser had no session"),
+                ("set-cookie" = String, description = "session_id of a pending session (PENDING_SESSION_TTL), when the browser had no live session"),
             )),
     )
 )]
@@ -41,10 +40,10 @@ pub async fn login(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (user, set_cookie) = match session::current_user(&state, &headers).await? {
-        Some(user) => (user, None),
+    let (user, set_cookie) = match session::current_session(&state, &headers).await? {
+        Some(s) => (s.user, None),
         None => {
-            let (user, cookie) = new_session(&state).await?;
+            let (user, cookie) = session::start_pending(&state).await?;
             (user, Some(cookie))
         }
     };
@@ -67,21 +66,6 @@ pub async fn login(
     Ok(resp)
 }
 
-async fn new_session(state: &AppState) -> Result<(Uuid, HeaderValue), ApiError> {
-    let (value, hash) = session::new_session_id();
-    let expires = Utc::now()
-        + chrono::Duration::from_std(state.session_ttl)
-            .map_err(|e| anyhow::anyhow!("SESSION_TTL: {e}"))?;
-    let mut conn = state.pool.get().await?;
-    let tx = conn.transaction().await?;
-    let user = store::create_user(&*tx).await?;
-    store::create_session(&*tx, &hash, user, expires).await?;
-    tx.commit().await?;
-    tracing::info!(user_uuid = %user, "new session");
-    let cookie = session::cookie(&value, state.session_ttl.as_secs(), state.secure_cookies);
-    Ok((user, cookie))
-}
-
 /// What Facebook sends back to the redirect URI.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -97,15 +81,19 @@ pub struct CallbackQuery {
     error_description: Option<String>,
 }
 
-/// Checks the state, then connects every page of the user and answers with the
-/// pages and the self-test results.
+/// Checks the state, lets Facebook vouch for the person, logs them in under a
+/// fresh session id (the login's session ends), then connects every page and
+/// answers with the pages and the self-test results.
 #[utoipa::path(
     get,
     path = "/facebook/callback",
     params(CallbackQuery),
     security(("session" = [])),
     responses(
-        (status = 200, description = "the pages (without tokens) and the self-test results", body = ConnectAnswer),
+        (status = 200, description = "the pages (without tokens) and the self-test results", body = ConnectAnswer,
+            headers(
+                ("set-cookie" = String, description = "session_id of a new session (SESSION_TTL); the one that started the login no longer works"),
+            )),
         (status = 400, description = "state tampered, expired, replayed or of another session; missing code; Facebook refused the code or the login", body = ErrorBody),
         (status = 502, description = "Facebook did not answer", body = ErrorBody),
     )
@@ -114,16 +102,24 @@ pub async fn callback(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     query: Result<Query<CallbackQuery>, QueryRejection>,
-) -> Result<Json<ConnectAnswer>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|_| ApiError::bad_request("bad_query", "malformed query"))?;
-    let user = check_state(&state, &headers, q.state.as_deref())
-        .await
-        .inspect_err(|e| {
-            if let ApiError::State(s) = e {
-                crate::metrics::state_rejected(s.label());
-                tracing::warn!(reason = s.label(), "OAuth state refused");
-            }
-        })?;
+    let outcome = complete_login(&state, &headers, q).await.inspect_err(|e| {
+        if let ApiError::State(s) = e {
+            crate::metrics::state_rejected(s.label());
+            tracing::warn!(reason = s.label(), "OAuth state refused");
+        }
+    });
+    let (answer, cookie) = outcome?;
+    Ok(([(SET_COOKIE, cookie)], Json(answer)).into_response())
+}
+
+async fn complete_login(
+    state: &AppState,
+    headers: &HeaderMap,
+    q: CallbackQuery,
+) -> Result<(ConnectAnswer, HeaderValue), ApiError> {
+    let session = check_state(state, headers, q.state.as_deref()).await?;
     if let Some(err) = q.error {
         let text = q.error_description.unwrap_or(err);
         return Err(ApiError::bad_request(
@@ -135,27 +131,29 @@ pub async fn callback(
         .code
         .filter(|c| !c.is_empty())
         .ok_or_else(|| ApiError::bad_request("missing_code", "the callback has no code"))?;
-    let answer = connect::connect(&state, user, &code).await;
-    crate::metrics::connect(
-        if answer.is_ok() { "success" } else { "error" },
-        answer.as_ref().map_or(0, |a| a.pages.data.len()),
-    );
-    Ok(Json(answer?))
+    let accounts = connect::authorize(state, &code)
+        .await
+        .inspect_err(|_| crate::metrics::connect("error", 0))?;
+    // Before anything is stored under the user: a planted session id must not see it.
+    let cookie = session::establish(state, session.user, Some(&session)).await?;
+    let answer = connect::connect_pages(state, session.user, &accounts).await;
+    crate::metrics::connect("success", answer.pages.data.len());
+    Ok((answer, cookie))
 }
 
 /// Signature, age, session and nonce, in that order: only a state that passes
-/// everything else spends its nonce.
+/// everything else spends its nonce. Answers the login's session.
 async fn check_state(
     state: &AppState,
     headers: &HeaderMap,
     raw: Option<&str>,
-) -> Result<Uuid, ApiError> {
+) -> Result<Session, ApiError> {
     let raw = raw.ok_or(StateError::Malformed)?;
     let verified = state.signer.verify(raw, Utc::now().timestamp())?;
-    let user = session::current_user(state, headers)
+    let session = session::current_session(state, headers)
         .await?
         .ok_or(StateError::NoSession)?;
-    if user != verified.user {
+    if session.user != verified.user {
         return Err(StateError::OtherSession.into());
     }
     let issued =
@@ -164,5 +162,5 @@ async fn check_state(
     if !store::spend_nonce(&**conn, &verified.nonce, issued).await? {
         return Err(StateError::Replayed.into());
     }
-    Ok(user)
+    Ok(session)
 }

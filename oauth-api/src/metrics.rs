@@ -45,3 +45,10 @@ pub fn self_test(test: &'static str, kind: &'static str, success: bool) {
 pub fn subscription(outcome: &'static str) {
     metrics::counter!("pagesync_oauth_api_subscriptions_total", "outcome" => outcome).increment(1);
 }
+
+pub fn sessions_pruned(authenticated: u64, pending: u64) {
+    metrics::counter!("pagesync_oauth_api_sessions_pruned_total", "kind" => "authenticated")
+        .increment(authenticated);
+    metrics::counter!("pagesync_oauth_api_sessions_pruned_total", "kind" => "pending")
+        .increment(pending);
+}

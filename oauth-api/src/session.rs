@@ -1,7 +1,10 @@
-//! Sessions: a `session_id` cookie of 256 random bits, stored only as its SHA-256,
-//! and the caller of an API request (operator bearer token or session user).
+//! Sessions (docs/oauth-api.md, "Sessions"): a `session_id` cookie of 256 random
+//! bits, stored only as its SHA-256; pending until a login completes, then replaced
+//! by a fresh one; expired ones pruned. And the caller of an API request (operator
+//! bearer token or session user).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::http::header::{AUTHORIZATION, COOKIE};
@@ -9,6 +12,10 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use cookie::{Cookie, SameSite};
+use deadpool_postgres::Pool;
+use pagesync_runtime::CancellationToken;
 use rand::RngCore;
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
@@ -17,9 +24,12 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::store::{self, Caller};
+use crate::state_token::StateError;
+use crate::store::{self, Caller, SessionKind};
 
 pub const COOKIE_NAME: &str = "session_id";
+/// Longer values are no session id of ours (43 characters): not even hashed.
+const MAX_COOKIE_LEN: usize = 128;
 
 /// A new session id: the cookie value and the hash that is stored.
 pub fn new_session_id() -> (String, [u8; 32]) {
@@ -35,12 +45,17 @@ pub fn hash_id(value: &str) -> [u8; 32] {
 }
 
 /// The `Set-Cookie` value for a session.
-pub fn cookie(value: &str, max_age_secs: u64, secure: bool) -> HeaderValue {
-    let secure = if secure { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{COOKIE_NAME}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}"
-    ))
-    .expect("base64url and ASCII attributes form a valid header")
+pub fn cookie(value: &str, max_age: Duration, secure: bool) -> HeaderValue {
+    let max_age = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+    let c = Cookie::build((COOKIE_NAME, value))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .max_age(cookie::time::Duration::seconds(max_age))
+        .build();
+    HeaderValue::from_str(&c.to_string())
+        .expect("base64url and ASCII attributes form a valid header")
 }
 
 /// The `session_id` cookie of a request, if any.
@@ -49,20 +64,123 @@ pub fn cookie_value(headers: &HeaderMap) -> Option<&str> {
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE_NAME)
-        .map(|(_, value)| value.trim())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .flat_map(Cookie::split_parse)
+        // A malformed pair elsewhere in the header does not hide ours.
+        .filter_map(Result::ok)
+        .find(|c| c.name() == COOKIE_NAME)
+        .and_then(|c| c.value_raw())
+        .filter(|v| !v.is_empty() && v.len() <= MAX_COOKIE_LEN)
 }
 
-/// The user of the request's session, if it has a live one.
+/// A browser's live session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub user: Uuid,
+    pub kind: SessionKind,
+    id_sha256: [u8; 32],
+}
+
+/// The request's live session of either kind, if it has one.
+pub async fn current_session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<Session>, ApiError> {
+    let Some(value) = cookie_value(headers) else {
+        return Ok(None);
+    };
+    let id_sha256 = hash_id(value);
+    let conn = state.pool.get().await?;
+    Ok(store::find_session(&**conn, &id_sha256)
+        .await?
+        .map(|(user, kind)| Session {
+            user,
+            kind,
+            id_sha256,
+        }))
+}
+
+/// The user of the request's authenticated session, if it has a live one.
 pub async fn current_user(state: &AppState, headers: &HeaderMap) -> Result<Option<Uuid>, ApiError> {
     let Some(value) = cookie_value(headers) else {
         return Ok(None);
     };
     let conn = state.pool.get().await?;
     Ok(store::session_user(&**conn, &hash_id(value)).await?)
+}
+
+/// A pending session under a new user uuid (no `users` row): it lets its browser
+/// finish a login, nothing else. Returns the uuid and the `Set-Cookie`.
+pub async fn start_pending(state: &AppState) -> Result<(Uuid, HeaderValue), ApiError> {
+    let (value, hash) = new_session_id();
+    let user = Uuid::new_v4();
+    let conn = state.pool.get().await?;
+    store::create_pending_session(&**conn, &hash, user, expiry(state.pending_session_ttl)?).await?;
+    tracing::info!(user_uuid = %user, "new pending session");
+    let cookie = cookie(&value, state.pending_session_ttl, state.secure_cookies);
+    Ok((user, cookie))
+}
+
+/// Logs `user` in under a session id never seen before, ending `replaced` (the
+/// browser's session when the login started) in the same transaction, so a
+/// session id planted before the login is worthless after it. Every login goes
+/// through here: the OAuth callback, and the console's operator login when it
+/// comes. Refused when `replaced` ended meanwhile (a concurrent login won).
+pub async fn establish(
+    state: &AppState,
+    user: Uuid,
+    replaced: Option<&Session>,
+) -> Result<HeaderValue, ApiError> {
+    let (value, hash) = new_session_id();
+    let expires = expiry(state.session_ttl)?;
+    let mut conn = state.pool.get().await?;
+    let tx = conn.transaction().await?;
+    if let Some(old) = replaced
+        && store::end_session(&*tx, &old.id_sha256).await? != Some(old.user)
+    {
+        return Err(StateError::NoSession.into());
+    }
+    store::create_session(&*tx, &hash, user, expires).await?;
+    tx.commit().await?;
+    tracing::info!(user_uuid = %user, "session established");
+    Ok(cookie(&value, state.session_ttl, state.secure_cookies))
+}
+
+fn expiry(ttl: Duration) -> Result<chrono::DateTime<Utc>, ApiError> {
+    let ttl = chrono::Duration::from_std(ttl).map_err(|e| anyhow::anyhow!("session TTL: {e}"))?;
+    Ok(Utc::now() + ttl)
+}
+
+/// Deletes expired sessions of both kinds every `every` until stopped.
+pub struct Pruner {
+    pub pool: Pool,
+    pub every: Duration,
+}
+
+impl Pruner {
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) {
+        let mut ticks = tokio::time::interval(self.every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            // A failed round is retried at the next tick; expired rows are refused meanwhile.
+            if let Err(e) = self.prune().await {
+                tracing::warn!(error = format!("{e:#}"), "could not prune expired sessions");
+            }
+        }
+    }
+
+    async fn prune(&self) -> Result<(), ApiError> {
+        let conn = self.pool.get().await?;
+        let (sessions, pending) = store::prune_sessions(&**conn).await?;
+        crate::metrics::sessions_pruned(sessions, pending);
+        if sessions + pending > 0 {
+            tracing::debug!(sessions, pending, "expired sessions pruned");
+        }
+        Ok(())
+    }
 }
 
 /// An authenticated caller: extracting it answers 401 when there is no credential.
@@ -120,12 +238,13 @@ mod tests {
 
     #[test]
     fn the_cookie_is_http_only_lax_and_secure_only_over_https() {
-        let c = cookie("abc", 60, true);
+        let c = cookie("abc", Duration::from_secs(60), true);
         let c = c.to_str().unwrap();
         assert!(c.starts_with("session_id=abc;"));
         assert!(c.contains("HttpOnly") && c.contains("SameSite=Lax") && c.contains("Secure"));
+        assert!(c.contains("Path=/") && c.contains("Max-Age=60"), "{c}");
         assert!(
-            !cookie("abc", 60, false)
+            !cookie("abc", Duration::from_secs(60), false)
                 .to_str()
                 .unwrap()
                 .contains("Secure")
@@ -138,6 +257,10 @@ mod tests {
         h.insert(COOKIE, HeaderValue::from_static("a=1; session_id=xyz; b=2"));
         assert_eq!(cookie_value(&h), Some("xyz"));
         h.insert(COOKIE, HeaderValue::from_static("session_idx=1"));
+        assert_eq!(cookie_value(&h), None);
+        h.insert(COOKIE, HeaderValue::from_static("junk; =x; session_id=abc"));
+        assert_eq!(cookie_value(&h), Some("abc"));
+        h.insert(COOKIE, HeaderValue::from_static("session_id="));
         assert_eq!(cookie_value(&h), None);
     }
 }

@@ -1,4 +1,4 @@
-//! oauth-api's reads and writes: users, sessions, state nonces (V4) and
+//! oauth-api's reads and writes: users, sessions, state nonces (V4), pending sessions (V7),
 //! integrations (V3, shared with the poller), and page ownership (V1).
 
 use chrono::{DateTime, Utc};
@@ -25,31 +25,54 @@ impl Caller {
 
 // ---- users and sessions -----------------------------------------------------------
 
-pub async fn create_user(c: &impl GenericClient) -> Result<Uuid, tokio_postgres::Error> {
-    let user = Uuid::new_v4();
-    c.execute("INSERT INTO users (user_id) VALUES ($1)", &[&user])
-        .await?;
-    Ok(user)
+/// A session before (pending) or after (authenticated) a completed connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    /// `pending_sessions`: a login under way; its uuid has no `users` row yet.
+    Pending,
+    /// `sessions`: a person who completed a connect.
+    Authenticated,
 }
 
-pub async fn create_session(
+/// Starts a login: the uuid travels in the OAuth state, no user exists yet.
+pub async fn create_pending_session(
     c: &impl GenericClient,
     id_sha256: &[u8],
     user: Uuid,
     expires_at: DateTime<Utc>,
 ) -> Result<(), tokio_postgres::Error> {
     c.execute(
-        "INSERT INTO sessions (id_sha256, user_id, expires_at) VALUES ($1, $2, $3)",
+        "INSERT INTO pending_sessions (id_sha256, user_id, expires_at) VALUES ($1, $2, $3)",
         &[&id_sha256, &user, &expires_at],
     )
     .await?;
-    // Expired sessions are pruned as new ones are made.
-    c.execute("DELETE FROM sessions WHERE expires_at < now()", &[])
-        .await?;
     Ok(())
 }
 
-/// The user of an unexpired session.
+/// The user and kind of an unexpired session of either kind.
+pub async fn find_session(
+    c: &impl GenericClient,
+    id_sha256: &[u8],
+) -> Result<Option<(Uuid, SessionKind)>, tokio_postgres::Error> {
+    let row = c
+        .query_opt(
+            "SELECT user_id, true FROM sessions WHERE id_sha256 = $1 AND expires_at > now()
+             UNION ALL
+             SELECT user_id, false FROM pending_sessions WHERE id_sha256 = $1 AND expires_at > now()",
+            &[&id_sha256],
+        )
+        .await?;
+    Ok(row.map(|r| {
+        let kind = if r.get(1) {
+            SessionKind::Authenticated
+        } else {
+            SessionKind::Pending
+        };
+        (r.get(0), kind)
+    }))
+}
+
+/// The user of an unexpired authenticated session: a pending one grants nothing.
 pub async fn session_user(
     c: &impl GenericClient,
     id_sha256: &[u8],
@@ -60,6 +83,57 @@ pub async fn session_user(
     )
     .await?
     .map(|r| r.get(0)))
+}
+
+/// Deletes a session of either kind; returns its user when it was still live. Two
+/// requests ending the same session: the second waits on the row lock and gets `None`.
+pub async fn end_session(
+    c: &impl GenericClient,
+    id_sha256: &[u8],
+) -> Result<Option<Uuid>, tokio_postgres::Error> {
+    Ok(c.query_opt(
+        "WITH s AS (DELETE FROM sessions WHERE id_sha256 = $1 RETURNING user_id, expires_at),
+              p AS (DELETE FROM pending_sessions WHERE id_sha256 = $1 RETURNING user_id, expires_at)
+         SELECT user_id FROM (SELECT * FROM s UNION ALL SELECT * FROM p) AS ended
+         WHERE expires_at > now()",
+        &[&id_sha256],
+    )
+    .await?
+    .map(|r| r.get(0)))
+}
+
+/// Records the user (once: a returning user keeps its row) and a session for it.
+pub async fn create_session(
+    c: &impl GenericClient,
+    id_sha256: &[u8],
+    user: Uuid,
+    expires_at: DateTime<Utc>,
+) -> Result<(), tokio_postgres::Error> {
+    c.execute(
+        "INSERT INTO users (user_id) VALUES ($1) ON CONFLICT (user_id) DO NOTHING",
+        &[&user],
+    )
+    .await?;
+    c.execute(
+        "INSERT INTO sessions (id_sha256, user_id, expires_at) VALUES ($1, $2, $3)",
+        &[&id_sha256, &user, &expires_at],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletes expired sessions: (authenticated, pending) rows removed.
+pub async fn prune_sessions(c: &impl GenericClient) -> Result<(u64, u64), tokio_postgres::Error> {
+    let sessions = c
+        .execute("DELETE FROM sessions WHERE expires_at <= now()", &[])
+        .await?;
+    let pending = c
+        .execute(
+            "DELETE FROM pending_sessions WHERE expires_at <= now()",
+            &[],
+        )
+        .await?;
+    Ok((sessions, pending))
 }
 
 /// Records a state's nonce; false when it was recorded before (a replay).

@@ -5,5 +5,6 @@ mod connect;
 mod integrations;
 mod keys;
 mod secrets;
+mod sessions;
 mod state;
 mod support;

@@ -114,15 +114,20 @@ pub fn config(
 impl TestApp {
     /// oauth-api alone: the webhook self-test fails (nothing listens), polling works.
     pub async fn spawn() -> Self {
-        Self::start(false).await
+        Self::start(false, |_| {}).await
+    }
+
+    /// oauth-api alone, its configuration adjusted first.
+    pub async fn spawn_configured(configure: impl FnOnce(&mut Config)) -> Self {
+        Self::start(false, configure).await
     }
 
     /// oauth-api with a real ingest and projector, so the self-test can pass.
     pub async fn spawn_with_pipeline() -> Self {
-        Self::start(true).await
+        Self::start(true, |_| {}).await
     }
 
-    async fn start(pipeline: bool) -> Self {
+    async fn start(pipeline: bool, configure: impl FnOnce(&mut Config)) -> Self {
         pagesync_testkit::logs::capture("trace");
         let (nats, db, fake) = (
             TestNats::new().await,
@@ -139,7 +144,8 @@ impl TestApp {
             .as_ref()
             .map_or(NO_WEBHOOK.to_owned(), |p| p.ingest_url.clone());
         let (key, key_b64) = EncryptionKey::generate();
-        let cfg = config(&nats, &db, &fake, &key_b64, "", &webhook);
+        let mut cfg = config(&nats, &db, &fake, &key_b64, "", &webhook);
+        configure(&mut cfg);
         let app = App::build(cfg).await.expect("oauth-api starts");
         let addr = app.local_addr();
         let shutdown = CancellationToken::new();
@@ -192,16 +198,7 @@ impl TestApp {
         assert_eq!(resp.status().as_u16(), 307);
         let cookie = match cookie {
             Some(c) => c.to_owned(),
-            None => {
-                let set = resp
-                    .headers()
-                    .get("set-cookie")
-                    .expect("a new session sets a cookie")
-                    .to_str()
-                    .unwrap()
-                    .to_owned();
-                set.split(';').next().unwrap().to_owned()
-            }
+            None => set_cookie_pair(&resp).expect("a new session sets a cookie"),
         };
         let location = reqwest::Url::parse(
             resp.headers()
@@ -220,6 +217,17 @@ impl TestApp {
     }
 
     pub async fn callback(&self, cookie: Option<&str>, code: &str, state: &str) -> (u16, Value) {
+        let (status, body, _) = self.callback_setting(cookie, code, state).await;
+        (status, body)
+    }
+
+    /// The callback, with the `session_id=...` pair of its `Set-Cookie`, if any.
+    pub async fn callback_setting(
+        &self,
+        cookie: Option<&str>,
+        code: &str,
+        state: &str,
+    ) -> (u16, Value, Option<String>) {
         let mut url = reqwest::Url::parse(&self.url("/facebook/callback")).unwrap();
         url.query_pairs_mut()
             .append_pair("code", code)
@@ -228,7 +236,10 @@ impl TestApp {
         if let Some(c) = cookie {
             req = req.header("cookie", c);
         }
-        self.read(req.send().await.unwrap()).await
+        let resp = req.send().await.unwrap();
+        let set = set_cookie_pair(&resp);
+        let (status, body) = self.read(resp).await;
+        (status, body, set)
     }
 
     /// Adds the pages to the fake and a Facebook user who manages them; returns its login code.
@@ -247,8 +258,10 @@ impl TestApp {
     /// A full login and callback: (session cookie, status, answer).
     pub async fn connect(&self, name: &str, pages: &[FakePage]) -> (String, u16, Value) {
         let code = self.facebook_user(name, pages);
-        let (cookie, state, _) = self.login(None).await;
-        let (status, body) = self.callback(Some(&cookie), &code, &state).await;
+        let (pending, state, _) = self.login(None).await;
+        let (status, body, set) = self.callback_setting(Some(&pending), &code, &state).await;
+        // A completed connect replaces the login's session with a new one.
+        let cookie = set.unwrap_or(pending);
         (cookie, status, body)
     }
 
@@ -291,6 +304,12 @@ impl TestApp {
             self.key_b64.clone(),
         ]
     }
+}
+
+/// The `name=value` pair of a response's `Set-Cookie`, if it sets one.
+pub fn set_cookie_pair(resp: &reqwest::Response) -> Option<String> {
+    let set = resp.headers().get("set-cookie")?.to_str().unwrap();
+    Some(set.split(';').next().unwrap().to_owned())
 }
 
 #[derive(Clone, Copy)]
