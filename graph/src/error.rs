@@ -49,7 +49,9 @@ impl FacebookError {
 pub enum GraphError {
     /// HTTP 429 or a throttling code. `retry_after` is Facebook's estimate, when given.
     #[error(
-        "Graph API throttled the call (HTTP {status}, code {code:?}); retry after {retry_after:?}"
+        "Graph API throttled the call (HTTP {status}{}){}",
+        Given("code", .code),
+        RetryAfter(.retry_after)
     )]
     Throttled {
         status: u16,
@@ -58,20 +60,30 @@ pub enum GraphError {
     },
     /// Code 190: the token expired or was revoked; a person must reconnect the page.
     /// `message` is Facebook's text with the call's token scrubbed out.
-    #[error("access token is invalid or expired (code 190, subcode {subcode:?}): {message}")]
+    #[error(
+        "access token is invalid or expired (code 190{}): {message}",
+        Given("subcode", .subcode)
+    )]
     TokenInvalid {
         subcode: Option<i64>,
         message: String,
     },
     /// Codes 10 and 200-299: the token lacks a permission, or Messenger's policy refused.
-    #[error("permission denied by the Graph API (code {code}, subcode {subcode:?}): {message}")]
+    #[error(
+        "permission denied by the Graph API (code {code}{}): {message}",
+        Given("subcode", .subcode)
+    )]
     Permission {
         code: i64,
         subcode: Option<i64>,
         message: String,
     },
     /// Any other Facebook error (a bad parameter, a user who cannot be messaged, ...).
-    #[error("Graph API error (HTTP {status}, code {code:?}, subcode {subcode:?}): {message}")]
+    #[error(
+        "Graph API error (HTTP {status}{}{}): {message}",
+        Given("code", .code),
+        Given("subcode", .subcode)
+    )]
     Api {
         status: u16,
         code: Option<i64>,
@@ -132,6 +144,31 @@ impl GraphError {
                 subcode,
                 message,
             },
+        }
+    }
+}
+
+/// `, <label> <n>` when Facebook gave the number, else nothing: these messages
+/// reach people, so never Rust's `Some(100)`.
+struct Given<'a>(&'static str, &'a Option<i64>);
+
+impl std::fmt::Display for Given<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.1 {
+            Some(n) => write!(f, ", {} {n}", self.0),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `; retry after 60 s` (whole seconds, rounded up) when Facebook estimated it.
+struct RetryAfter<'a>(&'a Option<Duration>);
+
+impl std::fmt::Display for RetryAfter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(d) => write!(f, "; retry after {} s", d.as_millis().div_ceil(1000)),
+            None => Ok(()),
         }
     }
 }
@@ -225,6 +262,40 @@ mod tests {
             GraphError::classify(400, b, None, ""),
             GraphError::TokenInvalid { subcode: Some(463), ref message } if message == "x"
         ));
+    }
+
+    #[test]
+    fn messages_name_codes_in_digits_and_leave_out_absent_ones() {
+        let shown =
+            |status, body: &[u8], retry| GraphError::classify(status, body, retry, "").to_string();
+        assert_eq!(
+            shown(400, &body(100, Some(36007)), None),
+            "Graph API error (HTTP 400, code 100, subcode 36007): whatever text"
+        );
+        assert_eq!(
+            shown(400, &body(100, None), None),
+            "Graph API error (HTTP 400, code 100): whatever text"
+        );
+        assert_eq!(
+            shown(404, b"not json", None),
+            "Graph API error (HTTP 404): "
+        );
+        assert_eq!(
+            shown(400, &body(190, Some(463)), None),
+            "access token is invalid or expired (code 190, subcode 463): whatever text"
+        );
+        assert_eq!(
+            shown(403, &body(200, None), None),
+            "permission denied by the Graph API (code 200): whatever text"
+        );
+        assert_eq!(
+            shown(400, &body(4, None), Some(Duration::from_millis(1500))),
+            "Graph API throttled the call (HTTP 400, code 4); retry after 2 s"
+        );
+        assert_eq!(
+            shown(429, b"", None),
+            "Graph API throttled the call (HTTP 429)"
+        );
     }
 
     #[test]

@@ -81,7 +81,10 @@ impl PagePoller {
             },
             Err(PollError::Graph(GraphError::TokenInvalid { subcode, .. })) => {
                 tracing::warn!(page_id = %page, ?subcode, "page token rejected (code 190); integration needs re-authentication");
-                let reason = format!("Graph API code 190 (subcode {subcode:?})");
+                let reason = match subcode {
+                    Some(sub) => format!("Graph API code 190, subcode {sub}"),
+                    None => "Graph API code 190".to_owned(),
+                };
                 if let Err(e) = store::mark_needs_reauth(&self.pool, page, &reason).await {
                     tracing::error!(page_id = %page, error = %e, "could not mark integration needs_reauth");
                 }

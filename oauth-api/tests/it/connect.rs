@@ -193,12 +193,11 @@ async fn a_refused_login_code_is_a_400_with_facebooks_reason() {
 
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"], "oauth_failed");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("verification code")
-    );
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("verification code"), "{message}");
+    // Facebook's codes in digits, never a Debug-formatted Option.
+    assert!(message.contains("code 100, subcode 36007"), "{message}");
+    assert!(!message.contains("Some("), "{message}");
 }
 
 #[tokio::test]

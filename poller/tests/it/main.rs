@@ -339,6 +339,11 @@ async fn a_revoked_token_marks_the_integration_needs_reauth_without_a_retry_stor
         t.integration("status").await.as_deref(),
         Some("needs_reauth")
     );
+    // The codes in digits, never a Debug-formatted Option.
+    assert_eq!(
+        t.integration("status_reason").await.as_deref(),
+        Some("Graph API code 190, subcode 460")
+    );
     assert_eq!(t.checkpoint().await, None);
     assert_eq!(t.nats.message_count().await, 0);
 }
