@@ -99,13 +99,13 @@ pub async fn current_session(
         }))
 }
 
-/// The user of the request's authenticated session, if it has a live one.
+/// The user of the request's authenticated session, if it has a live one: a
+/// pending session grants nothing.
 pub async fn current_user(state: &AppState, headers: &HeaderMap) -> Result<Option<Uuid>, ApiError> {
-    let Some(value) = cookie_value(headers) else {
-        return Ok(None);
-    };
-    let conn = state.pool.get().await?;
-    Ok(store::session_user(&**conn, &hash_id(value)).await?)
+    Ok(current_session(state, headers)
+        .await?
+        .filter(|s| s.kind == SessionKind::Authenticated)
+        .map(|s| s.user))
 }
 
 /// A pending session under a new user uuid (no `users` row): it lets its browser
@@ -114,7 +114,8 @@ pub async fn start_pending(state: &AppState) -> Result<(Uuid, HeaderValue), ApiE
     let (value, hash) = new_session_id();
     let user = Uuid::new_v4();
     let conn = state.pool.get().await?;
-    store::create_pending_session(&**conn, &hash, user, expiry(state.pending_session_ttl)?).await?;
+    let expires = expiry(state.pending_session_ttl)?;
+    store::create_session(&**conn, SessionKind::Pending, &hash, user, expires).await?;
     tracing::info!(user_uuid = %user, "new pending session");
     let cookie = cookie(&value, state.pending_session_ttl, state.secure_cookies);
     Ok((user, cookie))
@@ -139,7 +140,7 @@ pub async fn establish(
     {
         return Err(StateError::NoSession.into());
     }
-    store::create_session(&*tx, &hash, user, expires).await?;
+    store::create_session(&*tx, SessionKind::Authenticated, &hash, user, expires).await?;
     tx.commit().await?;
     tracing::info!(user_uuid = %user, "session established");
     Ok(cookie(&value, state.session_ttl, state.secure_cookies))

@@ -34,21 +34,6 @@ pub enum SessionKind {
     Authenticated,
 }
 
-/// Starts a login: the uuid travels in the OAuth state, no user exists yet.
-pub async fn create_pending_session(
-    c: &impl GenericClient,
-    id_sha256: &[u8],
-    user: Uuid,
-    expires_at: DateTime<Utc>,
-) -> Result<(), tokio_postgres::Error> {
-    c.execute(
-        "INSERT INTO pending_sessions (id_sha256, user_id, expires_at) VALUES ($1, $2, $3)",
-        &[&id_sha256, &user, &expires_at],
-    )
-    .await?;
-    Ok(())
-}
-
 /// The user and kind of an unexpired session of either kind.
 pub async fn find_session(
     c: &impl GenericClient,
@@ -72,19 +57,6 @@ pub async fn find_session(
     }))
 }
 
-/// The user of an unexpired authenticated session: a pending one grants nothing.
-pub async fn session_user(
-    c: &impl GenericClient,
-    id_sha256: &[u8],
-) -> Result<Option<Uuid>, tokio_postgres::Error> {
-    Ok(c.query_opt(
-        "SELECT user_id FROM sessions WHERE id_sha256 = $1 AND expires_at > now()",
-        &[&id_sha256],
-    )
-    .await?
-    .map(|r| r.get(0)))
-}
-
 /// Deletes a session of either kind; returns its user when it was still live. Two
 /// requests ending the same session: the second waits on the row lock and gets `None`.
 pub async fn end_session(
@@ -102,20 +74,29 @@ pub async fn end_session(
     .map(|r| r.get(0)))
 }
 
-/// Records the user (once: a returning user keeps its row) and a session for it.
+/// Stores a session. An authenticated one records its user first (once: a
+/// returning user keeps its row); a pending one has no user yet, its uuid only
+/// travels in the OAuth state.
 pub async fn create_session(
     c: &impl GenericClient,
+    kind: SessionKind,
     id_sha256: &[u8],
     user: Uuid,
     expires_at: DateTime<Utc>,
 ) -> Result<(), tokio_postgres::Error> {
+    let table = match kind {
+        SessionKind::Pending => "pending_sessions",
+        SessionKind::Authenticated => {
+            c.execute(
+                "INSERT INTO users (user_id) VALUES ($1) ON CONFLICT (user_id) DO NOTHING",
+                &[&user],
+            )
+            .await?;
+            "sessions"
+        }
+    };
     c.execute(
-        "INSERT INTO users (user_id) VALUES ($1) ON CONFLICT (user_id) DO NOTHING",
-        &[&user],
-    )
-    .await?;
-    c.execute(
-        "INSERT INTO sessions (id_sha256, user_id, expires_at) VALUES ($1, $2, $3)",
+        &format!("INSERT INTO {table} (id_sha256, user_id, expires_at) VALUES ($1, $2, $3)"),
         &[&id_sha256, &user, &expires_at],
     )
     .await?;
