@@ -136,8 +136,13 @@ impl App {
             state,
             pagesync_runtime::ops::nats_and_postgres(nats.client.clone(), pool),
         );
-        let http =
-            pagesync_runtime::HttpService::bind("oauth-api", config.oauth_api_addr, router).await?;
+        let http = pagesync_runtime::HttpService::bind(
+            "oauth-api",
+            config.oauth_api_addr,
+            router,
+            config.http_limits(),
+        )
+        .await?;
         Ok(Self { http })
     }
 
