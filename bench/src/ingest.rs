@@ -46,7 +46,7 @@ pub struct Args {
     nats_url: String,
 }
 
-struct Killed(Child);
+pub(crate) struct Killed(pub(crate) Child);
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -195,7 +195,7 @@ async fn measure(
     }
 }
 
-fn local_addr() -> SocketAddr {
+pub(crate) fn local_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 

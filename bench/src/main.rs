@@ -4,6 +4,7 @@
 //! the local NATS, drives it with signed deliveries from keep-alive connections,
 //! then does the same against a bare floor server (HMAC check + one acked publish).
 
+mod attack;
 mod e2e;
 mod floor;
 mod ingest;
@@ -29,6 +30,8 @@ enum Command {
     Ingest(ingest::Args),
     /// Webhook POST → conversation file latency of ingest and projector together.
     E2e(e2e::Args),
+    /// Slow and idle clients against `ingest`: its RSS, descriptors, and a delivery meanwhile.
+    Attack(attack::Args),
     /// The floor server alone (started by `ingest`; not meant to be run by hand).
     FloorServer(floor::Args),
 }
@@ -37,6 +40,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Ingest(args) => ingest::run(args),
         Command::E2e(args) => e2e::run(args),
+        Command::Attack(args) => attack::run(args),
         Command::FloorServer(args) => floor::serve(args),
     }
 }

@@ -4,6 +4,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::body::BodyError;
 use crate::signature::SignatureError;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +23,10 @@ pub enum IngestError {
     ItemTooLarge { size: usize, max: usize },
     #[error("could not read the request body")]
     BadBody,
+    #[error("the body did not arrive within {0:?}")]
+    BodyTimeout(std::time::Duration),
+    #[error("too many deliveries are being received at once; retry")]
+    OverBudget,
     #[error("the event stream did not acknowledge the delivery in time; retry")]
     Unavailable(#[source] Option<pagesync_schema::PublishError>),
 }
@@ -33,7 +38,8 @@ impl IngestError {
             Self::VerificationRefused => StatusCode::FORBIDDEN,
             Self::Signature(_) => StatusCode::UNAUTHORIZED,
             Self::TooLarge(_) | Self::ItemTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::Unavailable(_) | Self::OverBudget => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -47,6 +53,8 @@ impl IngestError {
             Self::TooLarge(_) => "too_large",
             Self::ItemTooLarge { .. } => "item_too_large",
             Self::BadBody => "bad_request",
+            Self::BodyTimeout(_) => "body_timeout",
+            Self::OverBudget => "over_budget",
             Self::Unavailable(_) => "unavailable",
         }
     }
@@ -58,7 +66,20 @@ impl IngestError {
             Self::Signature(_) => "invalid_signature",
             Self::TooLarge(_) | Self::ItemTooLarge { .. } => "payload_too_large",
             Self::BadBody => "bad_body",
+            Self::BodyTimeout(_) => "body_timeout",
+            Self::OverBudget => "overloaded",
             Self::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+impl From<BodyError> for IngestError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge(max) => Self::TooLarge(max),
+            BodyError::Timeout(after) => Self::BodyTimeout(after),
+            BodyError::OverBudget => Self::OverBudget,
+            BodyError::Read(_) => Self::BadBody,
         }
     }
 }

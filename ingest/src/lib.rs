@@ -2,6 +2,7 @@
 //! delivery into events and publishes them to JetStream, answering 200 only
 //! after every publish is acknowledged.
 
+pub mod body;
 pub mod config;
 pub mod error;
 pub mod metrics;
@@ -14,7 +15,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
 use axum::routing::get;
 use pagesync_runtime::CancellationToken;
@@ -23,6 +23,7 @@ use pagesync_runtime::ops::ReadyCheck;
 use pagesync_schema::Publisher;
 use tower_http::trace::TraceLayer;
 
+use body::{BodyBudget, BodyLimits};
 pub use config::Config;
 use webhook::WebhookState;
 
@@ -31,6 +32,8 @@ pub const WEBHOOK_PATHS: [&str; 2] = ["/facebook/webhook", "/api/webhooks/facebo
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    #[error(transparent)]
+    Config(#[from] config::InvalidConfig),
     #[error(transparent)]
     Connect(#[from] ConnectError),
     #[error(transparent)]
@@ -45,6 +48,7 @@ pub struct App {
 impl App {
     /// Connects to NATS (creating the stream when missing) and binds the listener.
     pub async fn build(config: Config) -> Result<Self, BuildError> {
+        config.validate()?;
         let nats = connect::nats(
             &config.nats,
             "pagesync-ingest",
@@ -59,7 +63,11 @@ impl App {
             &config.facebook_verify_token,
             publisher,
             config.ingest_publish_timeout,
-            config.ingest_max_body_bytes,
+            BodyLimits {
+                max_bytes: config.ingest_max_body_bytes,
+                timeout: config.ingest_body_timeout,
+            },
+            BodyBudget::new(config.ingest_body_budget_bytes),
         ));
         // With span export on, the request span is INFO so RUST_LOG=info keeps it and its
         // trace context reaches the published messages; otherwise DEBUG costs nothing.
@@ -67,10 +75,11 @@ impl App {
             Some(_) => tracing::Level::INFO,
             None => tracing::Level::DEBUG,
         };
-        let router = router(state, readiness(&nats, &config), span_level)
-            .layer(DefaultBodyLimit::max(config.ingest_max_body_bytes));
+        let router = router(state, readiness(&nats, &config), span_level);
+        let limits = config.http.limits(config::DEFAULT_REQUEST_TIMEOUT);
         let http =
-            pagesync_runtime::HttpService::bind("ingest", config.ingest_addr, router).await?;
+            pagesync_runtime::HttpService::bind("ingest", config.ingest_addr, router, limits)
+                .await?;
         Ok(Self { http })
     }
 

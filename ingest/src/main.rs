@@ -8,6 +8,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config: Config = pagesync_runtime::config::load_or_exit("ingest");
+    // Limits that contradict each other are a configuration error like any other.
+    if let Err(e) = config.validate() {
+        eprintln!("ingest: {e}");
+        std::process::exit(2);
+    }
     let _telemetry = pagesync_runtime::telemetry::init("ingest", &config.telemetry)?;
     let shutdown = pagesync_runtime::shutdown::on_signals();
     let app = App::build(config).await.context("starting ingest")?;

@@ -5,7 +5,7 @@ use metrics::{Counter, Histogram, counter, histogram};
 use pagesync_schema::EventType;
 
 /// Every `outcome` label of `pagesync_ingest_deliveries_total`.
-pub const OUTCOMES: [&str; 8] = [
+pub const OUTCOMES: [&str; 10] = [
     "accepted",
     "bad_request",
     "forbidden",
@@ -13,6 +13,8 @@ pub const OUTCOMES: [&str; 8] = [
     "bad_signature",
     "too_large",
     "item_too_large",
+    "body_timeout",
+    "over_budget",
     "unavailable",
 ];
 
@@ -66,6 +68,8 @@ mod tests {
             IngestError::TooLarge(1),
             IngestError::ItemTooLarge { size: 2, max: 1 },
             IngestError::BadBody,
+            IngestError::BodyTimeout(std::time::Duration::from_secs(1)),
+            IngestError::OverBudget,
             IngestError::Unavailable(None),
         ];
         for e in errors {

@@ -4,8 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
@@ -14,6 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::body::{self, BodyBudget, BodyLimits};
 use crate::error::IngestError;
 use crate::metrics::IngestMetrics;
 use crate::signature::{AppSecret, Signature, SignatureError};
@@ -28,7 +28,9 @@ pub struct WebhookState {
     pub verify_token_hash: [u8; 32],
     pub publisher: Publisher,
     pub publish_timeout: Duration,
-    pub max_body_bytes: usize,
+    pub body_limits: BodyLimits,
+    /// Bytes of bodies being received, across every delivery.
+    pub body_budget: BodyBudget,
     pub metrics: IngestMetrics,
 }
 
@@ -38,14 +40,16 @@ impl WebhookState {
         verify_token: &SecretString,
         publisher: Publisher,
         publish_timeout: Duration,
-        max_body_bytes: usize,
+        body_limits: BodyLimits,
+        body_budget: BodyBudget,
     ) -> Self {
         Self {
             secret: AppSecret::new(secret),
             verify_token_hash: Sha256::digest(verify_token.expose_secret().as_bytes()).into(),
             publisher,
             publish_timeout,
-            max_body_bytes,
+            body_limits,
+            body_budget,
             metrics: IngestMetrics::register(),
         }
     }
@@ -92,7 +96,7 @@ fn verify_handshake(
 pub async fn deliver(
     State(state): State<Arc<WebhookState>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<impl IntoResponse, IngestError> {
     let result = accept(&state, &headers, body).await;
     let outcome = match &result {
@@ -104,22 +108,20 @@ pub async fn deliver(
     Ok((StatusCode::OK, "EVENT_RECEIVED"))
 }
 
-async fn accept(
-    state: &WebhookState,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<(), IngestError> {
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => IngestError::TooLarge(state.max_body_bytes),
-        _ => IngestError::BadBody,
-    })?;
+/// Checks what can be checked before the body is read (its declared size, the
+/// signature header's presence and form), then reads it within its limits.
+async fn accept(state: &WebhookState, headers: &HeaderMap, body: Body) -> Result<(), IngestError> {
+    if body::declared_over(&body, state.body_limits.max_bytes) {
+        return Err(IngestError::TooLarge(state.body_limits.max_bytes));
+    }
     let signature = headers
         .get(SIGNATURE_HEADER)
         .ok_or(SignatureError::Missing)
         .and_then(|v| Signature::parse(v.as_bytes()))?;
-    signature.verify(&state.secret, &body)?;
+    let body = body::read(body, state.body_limits, &state.body_budget).await?;
+    signature.verify(&state.secret, &body.bytes)?;
 
-    let events = split(&body, chrono::Utc::now());
+    let events = split(&body.bytes, chrono::Utc::now());
     publish(state, &events).await?;
     for event in &events {
         state.metrics.event(event.event_type);

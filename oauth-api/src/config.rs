@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use pagesync_crypto::{EncryptionKey, OldKeys, parse_key, parse_old_keys};
-use pagesync_runtime::config::{DatabaseConfig, NatsConfig, parse_duration, parse_secret};
+use pagesync_runtime::config::{
+    DatabaseConfig, HttpConfig, NatsConfig, parse_duration, parse_secret,
+};
 use pagesync_runtime::telemetry::TelemetryConfig;
 use secrecy::SecretString;
 
@@ -84,6 +86,8 @@ pub struct Config {
     #[arg(long, env = "GRAPH_RETRY_MIN_DELAY", default_value = "500ms", value_parser = parse_duration)]
     pub graph_retry_min_delay: Duration,
     #[command(flatten)]
+    pub http: HttpConfig,
+    #[command(flatten)]
     pub nats: NatsConfig,
     #[command(flatten)]
     pub database: DatabaseConfig,
@@ -104,6 +108,13 @@ pub enum Command {
 }
 
 impl Config {
+    /// The listener's limits; unless `HTTP_REQUEST_TIMEOUT` is set, a request may last
+    /// the connect self-test plus 40 s for its Graph calls (60 s by default).
+    pub fn http_limits(&self) -> pagesync_runtime::HttpLimits {
+        self.http
+            .limits(self.self_test_timeout + Duration::from_secs(40))
+    }
+
     /// Cookies get `Secure` when the browser reaches us over https.
     pub fn secure_cookies(&self) -> bool {
         self.facebook_redirect_uri.starts_with("https://")

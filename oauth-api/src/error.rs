@@ -34,6 +34,8 @@ pub enum ApiError {
     Unprocessable { code: &'static str, message: String },
     #[error("{0}")]
     UnsupportedMediaType(String),
+    #[error("the body is larger than this API accepts")]
+    PayloadTooLarge,
     #[error(
         "state-changing requests need Content-Type: application/json or an X-Requested-With header"
     )]
@@ -56,6 +58,7 @@ impl ApiError {
             Self::State(_) | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unprocessable { .. } | Self::Facebook(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Csrf => StatusCode::FORBIDDEN,
             Self::FacebookUnavailable(_) => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -69,6 +72,7 @@ impl ApiError {
             Self::State(_) => "invalid_state",
             Self::BadRequest { code, .. } | Self::Unprocessable { code, .. } => code,
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::PayloadTooLarge => "payload_too_large",
             Self::Csrf => "csrf_check_failed",
             Self::Facebook(_) => "facebook_error",
             Self::FacebookUnavailable(_) => "facebook_unavailable",
@@ -117,8 +121,13 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Largest JSON body the API reads: every body is a small object (a token and a flag),
+/// and this bounds what requests in progress can hold in memory.
+pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
+
 /// `Json<T>` whose rejections are our JSON errors: malformed JSON is 400, a body of
-/// the wrong shape 422 (naming the field), a missing JSON content type 415.
+/// the wrong shape 422 (naming the field), a missing JSON content type 415, a body
+/// over the limit 413.
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
@@ -129,6 +138,13 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // A declared length over the limit is refused before a byte is read.
+        if axum::body::HttpBody::size_hint(req.body())
+            .exact()
+            .is_some_and(|n| n > MAX_JSON_BODY_BYTES as u64)
+        {
+            return Err(ApiError::PayloadTooLarge);
+        }
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(Self(v)),
             Err(rejection) => Err(match rejection {
@@ -141,6 +157,9 @@ where
                 }
                 JsonRejection::MissingJsonContentType(_) => {
                     ApiError::UnsupportedMediaType("expected Content-Type: application/json".into())
+                }
+                other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    ApiError::PayloadTooLarge
                 }
                 other => ApiError::bad_request("bad_body", other.body_text()),
             }),

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod connect;
 pub mod error;
+mod headers;
 pub mod integrations;
 pub mod login;
 mod metrics;
@@ -20,6 +21,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::DefaultBodyLimit;
 use axum::{Extension, Router};
 use deadpool_postgres::Pool;
 use pagesync_crypto::TokenCipher;
@@ -143,8 +145,13 @@ impl App {
             state,
             pagesync_runtime::ops::nats_and_postgres(nats.client.clone(), pool),
         );
-        let http =
-            pagesync_runtime::HttpService::bind("oauth-api", config.oauth_api_addr, router).await?;
+        let http = pagesync_runtime::HttpService::bind(
+            "oauth-api",
+            config.oauth_api_addr,
+            router,
+            config.http_limits(),
+        )
+        .await?;
         Ok(Self { http, pruner })
     }
 
@@ -236,12 +243,14 @@ pub fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
 fn router(state: Arc<AppState>, ready: ReadyCheck) -> Router {
     let (routes, mut doc) = routes();
     openapi::add_ops_paths(&mut doc);
-    routes
+    let app = routes
         .with_state(state)
+        .layer(DefaultBodyLimit::max(error::MAX_JSON_BODY_BYTES))
         .layer(Extension(Arc::new(doc)))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
-        .merge(pagesync_runtime::ops::router(ready))
+        .merge(pagesync_runtime::ops::router(ready));
+    headers::secured(app)
 }
 
 /// A request span with the path only: the callback's query holds the login code.

@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use pagesync_crypto::{EncryptionKey, OldKeys, parse_key, parse_old_keys};
-use pagesync_runtime::config::{DatabaseConfig, NatsConfig, parse_duration, parse_secret};
+use pagesync_runtime::config::{
+    DatabaseConfig, HttpConfig, NatsConfig, parse_duration, parse_secret,
+};
 use pagesync_runtime::telemetry::TelemetryConfig;
 use pagesync_schema::PageId;
 use secrecy::SecretString;
@@ -19,6 +21,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     #[command(flatten)]
     pub telemetry: TelemetryConfig,
+    #[command(flatten)]
+    pub http: HttpConfig,
     /// Address of `/health`, `/ready` and `/metrics` (port 0 picks one).
     #[arg(long, env = "POLLER_ADDR", default_value = "0.0.0.0:5003")]
     pub addr: SocketAddr,

@@ -140,7 +140,16 @@ impl App {
             nats,
             poller.pool.clone(),
         ));
-        let server = tokio::spawn(pagesync_runtime::serve(listener, router, shutdown.clone()));
+        let limits = config
+            .http
+            .limits(pagesync_runtime::http::OPS_REQUEST_TIMEOUT);
+        let server = tokio::spawn(pagesync_runtime::serve(
+            "poller",
+            listener,
+            router,
+            limits,
+            shutdown.clone(),
+        ));
         let jitter = config.poll_start_jitter;
         let mut delay = if jitter.is_zero() {
             Duration::ZERO

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use pagesync_runtime::config::{DatabaseConfig, NatsConfig, parse_duration};
+use pagesync_runtime::config::{DatabaseConfig, HttpConfig, NatsConfig, parse_duration};
 use pagesync_runtime::telemetry::TelemetryConfig;
 
 /// `projector`: applies every event of the stream to Postgres and writes the files.
@@ -17,6 +17,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     #[command(flatten)]
     pub telemetry: TelemetryConfig,
+    #[command(flatten)]
+    pub http: HttpConfig,
     /// Address of /health, /ready and /metrics (port 0 picks a free port).
     #[arg(long, env = "PROJECTOR_ADDR", default_value = "0.0.0.0:5002")]
     pub projector_addr: SocketAddr,

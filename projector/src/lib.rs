@@ -43,6 +43,7 @@ pub enum BuildError {
 pub struct App {
     listener: TcpListener,
     router: axum::Router,
+    limits: pagesync_runtime::HttpLimits,
     worker: Worker,
     stream: async_nats::jetstream::stream::Stream,
 }
@@ -82,6 +83,9 @@ impl App {
         Ok(Self {
             listener,
             router,
+            limits: config
+                .http
+                .limits(pagesync_runtime::http::OPS_REQUEST_TIMEOUT),
             worker,
             stream: nats.stream,
         })
@@ -124,8 +128,10 @@ impl App {
     async fn run(self, shutdown: CancellationToken, drain: bool) -> Result<DrainReport, RunError> {
         let ops_stop = shutdown.child_token();
         let server = tokio::spawn(pagesync_runtime::serve(
+            "projector",
             self.listener,
             self.router,
+            self.limits,
             ops_stop.clone(),
         ));
         tracing::info!(consumer = %self.worker.settings.name, drain, "projector running");

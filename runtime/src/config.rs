@@ -149,6 +149,39 @@ pub struct DatabaseConfig {
     pub database_pool_size: usize,
 }
 
+/// Limits of a service's HTTP listener (every process; docs/configuration.md, "HTTP limits").
+#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// How long a connection may take to send a request's headers, counted from when
+    /// it is ready for one (accepted, or the previous answer sent); so it is also how
+    /// long an idle keep-alive connection stays open.
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub http_header_timeout: Duration,
+    /// How long one request may take, body included, before it is answered 408; unset,
+    /// the service's own default (ingest 4s, oauth-api 60s, projector and poller 10s).
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT", value_parser = parse_duration)]
+    pub http_request_timeout: Option<Duration>,
+    /// Most open connections. A new one past it closes the longest-idle connection, or
+    /// is answered 503 when every connection is in a request.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub http_max_connections: u32,
+    /// Most requests handled at once; more are answered 503 at once.
+    #[arg(long, env = "HTTP_MAX_REQUESTS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    pub http_max_requests: u32,
+}
+
+impl Default for HttpConfig {
+    /// The same values as the flags' defaults (a test keeps them equal).
+    fn default() -> Self {
+        Self {
+            http_header_timeout: Duration::from_secs(10),
+            http_request_timeout: None,
+            http_max_connections: 1024,
+            http_max_requests: 512,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +192,8 @@ mod tests {
     struct Sample {
         #[command(flatten)]
         nats: NatsConfig,
+        #[command(flatten)]
+        http: HttpConfig,
         /// A secret.
         #[arg(long, env = "PAGESYNC_TEST_SECRET_ONLY_HERE", value_parser = parse_secret)]
         secret: SecretString,
@@ -191,5 +226,14 @@ mod tests {
         assert_eq!(s.nats.nats_duplicate_window, Duration::from_secs(120));
         assert_eq!(s.secret.expose_secret(), "hunter2");
         assert!(!format!("{s:?}").contains("hunter2"));
+        assert_eq!(s.http, HttpConfig::default());
+    }
+
+    #[test]
+    fn a_zero_connection_cap_is_refused_naming_the_variable() {
+        let err = parse_from::<Sample, _, _>(["x", "--secret", "s", "--http-max-connections", "0"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("HTTP_MAX_CONNECTIONS"), "{err}");
     }
 }

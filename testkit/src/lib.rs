@@ -9,6 +9,7 @@ mod db;
 pub mod logs;
 pub mod nats;
 pub mod private_nats;
+pub mod raw_http;
 pub mod wait;
 
 pub use db::TestDb;

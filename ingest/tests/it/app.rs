@@ -28,7 +28,10 @@ pub fn config(nats: &TestNats) -> Config {
         facebook_app_secret: SecretString::from(APP_SECRET.to_owned()),
         facebook_verify_token: SecretString::from(VERIFY_TOKEN.to_owned()),
         ingest_max_body_bytes: 4 * 1024 * 1024,
+        ingest_body_budget_bytes: 64 * 1024 * 1024,
+        ingest_body_timeout: Duration::from_secs(1),
         ingest_publish_timeout: Duration::from_secs(3),
+        http: pagesync_runtime::config::HttpConfig::default(),
         nats: nats.config(),
         telemetry: TelemetryConfig {
             log_format: LogFormat::Pretty,

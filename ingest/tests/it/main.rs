@@ -6,4 +6,5 @@ mod handshake;
 mod outages;
 mod process;
 mod signatures;
+mod slow_clients;
 mod trace_context;

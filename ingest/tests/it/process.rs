@@ -37,6 +37,20 @@ fn a_malformed_variable_is_named_without_echoing_its_value() {
     assert!(!stderr.contains("lots-of-secret-bytes"), "{stderr}");
 }
 
+#[test]
+fn deadlines_the_request_timeout_cannot_hold_stop_the_process_with_status_2() {
+    let out = ingest()
+        .env("FACEBOOK_APP_SECRET", "s")
+        .env("FACEBOOK_VERIFY_TOKEN", "t")
+        .env("INGEST_BODY_TIMEOUT", "2s")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("HTTP_REQUEST_TIMEOUT"), "{stderr}");
+}
+
 #[tokio::test]
 async fn sigterm_stops_the_binary_gracefully_with_exit_code_zero() {
     let nats = TestNats::new().await;

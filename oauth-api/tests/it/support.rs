@@ -326,7 +326,10 @@ async fn start_pipeline(nats: &TestNats, db: &TestDb) -> Pipeline {
         facebook_app_secret: secrecy::SecretString::from(FakeGraph::APP_SECRET.to_owned()),
         facebook_verify_token: secrecy::SecretString::from("verify".to_owned()),
         ingest_max_body_bytes: 4 * 1024 * 1024,
+        ingest_body_budget_bytes: 64 * 1024 * 1024,
+        ingest_body_timeout: Duration::from_secs(1),
         ingest_publish_timeout: Duration::from_secs(3),
+        http: pagesync_runtime::config::HttpConfig::default(),
         nats: nats.config(),
         telemetry: pagesync_runtime::telemetry::TelemetryConfig {
             log_format: pagesync_runtime::telemetry::LogFormat::Pretty,
