@@ -5,7 +5,9 @@ pub mod config;
 pub mod connect;
 pub mod ops;
 pub mod shutdown;
+mod socket;
 pub mod telemetry;
+pub mod watchdog;
 
 pub use tokio_util::sync::CancellationToken;
 

@@ -9,7 +9,7 @@ use pagesync_crypto::{EncryptionKey, OldKeys, TokenCipher, parse_old_keys};
 use pagesync_fake_graph::FakeGraph;
 use pagesync_oauth_api::{App, Config};
 use pagesync_runtime::CancellationToken;
-use pagesync_testkit::{TestDb, TestNats};
+use pagesync_testkit::{Proxy, TestDb, TestNats};
 use serde_json::Value;
 
 pub const STATE_SECRET: &str = "state-secret-Qx81-do-not-log";
@@ -54,6 +54,8 @@ pub struct TestApp {
     pub cipher: TokenCipher,
     /// Every response body this test read through the helpers.
     pub bodies: Mutex<Vec<String>>,
+    /// Between the app and Postgres, when started with [`TestApp::spawn_behind_proxy`].
+    pub proxy: Option<Proxy>,
     pipeline: Option<Pipeline>,
     shutdown: CancellationToken,
 }
@@ -114,15 +116,21 @@ pub fn config(
 impl TestApp {
     /// oauth-api alone: the webhook self-test fails (nothing listens), polling works.
     pub async fn spawn() -> Self {
-        Self::start(false).await
+        Self::start(false, None).await
     }
 
     /// oauth-api with a real ingest and projector, so the self-test can pass.
     pub async fn spawn_with_pipeline() -> Self {
-        Self::start(true).await
+        Self::start(true, None).await
     }
 
-    async fn start(pipeline: bool) -> Self {
+    /// oauth-api alone, reaching Postgres through a proxy the test can freeze, with
+    /// the statement deadline `deadline`.
+    pub async fn spawn_behind_proxy(deadline: Duration) -> Self {
+        Self::start(false, Some(deadline)).await
+    }
+
+    async fn start(pipeline: bool, proxied_deadline: Option<Duration>) -> Self {
         pagesync_testkit::logs::capture("trace");
         let (nats, db, fake) = (
             TestNats::new().await,
@@ -139,7 +147,14 @@ impl TestApp {
             .as_ref()
             .map_or(NO_WEBHOOK.to_owned(), |p| p.ingest_url.clone());
         let (key, key_b64) = EncryptionKey::generate();
-        let cfg = config(&nats, &db, &fake, &key_b64, "", &webhook);
+        let mut cfg = config(&nats, &db, &fake, &key_b64, "", &webhook);
+        let mut proxy = None;
+        if let Some(deadline) = proxied_deadline {
+            let (p, url) = Proxy::for_url(&db.url).await;
+            cfg.database.database_url = url;
+            cfg.database.database_statement_timeout = deadline;
+            proxy = Some(p);
+        }
         let app = App::build(cfg).await.expect("oauth-api starts");
         let addr = app.local_addr();
         let shutdown = CancellationToken::new();
@@ -156,6 +171,7 @@ impl TestApp {
             key_b64,
             cipher: TokenCipher::new(key, OldKeys::default()),
             bodies: Mutex::new(Vec::new()),
+            proxy,
             pipeline,
             shutdown,
         }

@@ -12,6 +12,8 @@ use pagesync_schema::{EventType, PageId};
 use pagesync_testkit::{TestDb, TestNats};
 use serde_json::{Value, json};
 
+mod database;
+
 const PAGE: &str = "101368371725791";
 const TOKEN: &str = "EAAB-page-token-Zk93xQ-s3cr3t";
 
