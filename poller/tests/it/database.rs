@@ -3,12 +3,9 @@
 
 use std::time::Duration;
 
-use pagesync_crypto::{EncryptionKey, OldKeys, TokenCipher};
-use pagesync_fake_graph::FakeGraph;
-use pagesync_poller::{App, PageOutcome, store, test_support};
-use pagesync_testkit::{Proxy, TestDb, TestNats};
+use pagesync_poller::{PageOutcome, store};
 
-use crate::{PAGE, TOKEN, config};
+use crate::{PAGE, TestApp};
 
 const OTHER: &str = "202468371725792";
 const OTHER_TOKEN: &str = "EAAB-other-page-token-Lm42wR";
@@ -16,36 +13,19 @@ const OTHER_TOKEN: &str = "EAAB-other-page-token-Lm42wR";
 #[tokio::test]
 async fn a_page_whose_connection_goes_silent_fails_and_the_next_page_is_polled() {
     // Arrange: two pages; the poller reaches Postgres through a proxy.
-    pagesync_testkit::logs::capture("trace");
-    let (nats, db, fake) = (
-        TestNats::new().await,
-        TestDb::new().await,
-        FakeGraph::start().await,
-    );
-    fake.add_page(PAGE, "Dog Page", TOKEN);
-    fake.add_page(OTHER, "Cat Page", OTHER_TOKEN);
-    let (key, key_b64) = EncryptionKey::generate();
-    let cipher = TokenCipher::new(key, OldKeys::default());
-    let client = db.client().await;
-    for (page, token) in [(PAGE, TOKEN), (OTHER, OTHER_TOKEN)] {
-        test_support::store_integration(&client, &cipher, page, token)
-            .await
-            .unwrap();
-    }
-    let (proxy, url) = Proxy::for_url(&db.url).await;
-    let mut cfg = config(&nats, &db, &fake, &key_b64, &[]);
-    cfg.database.database_url = url;
-    cfg.database.database_statement_timeout = Duration::from_secs(1);
-    let app = App::build(cfg).await.unwrap();
+    let t = TestApp::spawn_behind_proxy(Duration::from_secs(1)).await;
+    t.fake.add_page(OTHER, "Cat Page", OTHER_TOKEN);
+    t.connect(OTHER, OTHER_TOKEN).await;
     // Read through the proxy: the pool keeps that connection.
-    let pages = store::pollable(&app.poller().pool, None).await.unwrap();
+    let pages = store::pollable(&t.app.poller().pool, None).await.unwrap();
     assert_eq!(pages.len(), 2);
 
     // Act: the pooled connection goes silent; each page is polled in turn.
+    let proxy = t.proxy.as_ref().expect("behind a proxy");
     assert!(proxy.freeze() > 0, "the poller had a connection open");
     let mut outcomes = Vec::new();
     for page in &pages {
-        let outcome = tokio::time::timeout(Duration::from_secs(20), app.poller().poll_page(page))
+        let outcome = tokio::time::timeout(Duration::from_secs(20), t.app.poller().poll_page(page))
             .await
             .expect("the poll ends although its connection is silent");
         outcomes.push(outcome);
@@ -58,16 +38,18 @@ async fn a_page_whose_connection_goes_silent_fails_and_the_next_page_is_polled()
         "{outcomes:?}"
     );
     assert!(outcomes[1].is_success(), "{outcomes:?}");
-    let recorded: Vec<(String, Option<String>)> = client
-        .query(
-            "SELECT page_id, last_poll_outcome FROM integrations ORDER BY page_id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let recorded: Vec<(String, Option<String>)> =
+        t.db.client()
+            .await
+            .query(
+                "SELECT page_id, last_poll_outcome FROM integrations ORDER BY page_id",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
     assert_eq!(
         recorded,
         vec![
@@ -75,5 +57,4 @@ async fn a_page_whose_connection_goes_silent_fails_and_the_next_page_is_polled()
             (OTHER.to_owned(), Some("success".to_owned())),
         ]
     );
-    drop(proxy);
 }
