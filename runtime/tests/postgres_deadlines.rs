@@ -3,18 +3,13 @@
 
 use std::time::Duration;
 
-use pagesync_runtime::config::DatabaseConfig;
 use pagesync_runtime::{connect, ops, watchdog};
 use pagesync_testkit::{Proxy, TestDb};
 
-/// A pool through a proxy, with a 1 s statement deadline.
+/// A pool through a proxy, with a 2 s statement deadline.
 async fn proxied(db: &TestDb) -> (Proxy, deadpool_postgres::Pool) {
-    let (proxy, url) = Proxy::for_url(&db.url).await;
-    let cfg = DatabaseConfig {
-        database_url: url,
-        database_statement_timeout: Duration::from_secs(1),
-        ..db.config()
-    };
+    let mut cfg = db.config();
+    let proxy = Proxy::in_front_of(&mut cfg, Duration::from_secs(2)).await;
     (proxy, connect::pool(&cfg).expect("pool"))
 }
 

@@ -5,6 +5,9 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pagesync_runtime::config::DatabaseConfig;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -59,6 +62,16 @@ impl Proxy {
         let proxy = Self::start(target).await;
         let proxied = through_port(url, proxy.port).0;
         (proxy, proxied)
+    }
+
+    /// Puts a new proxy between `database` and its server, with the connection
+    /// deadlines of `statement_timeout` (short, so that tests of a frozen
+    /// connection end soon).
+    pub async fn in_front_of(database: &mut DatabaseConfig, statement_timeout: Duration) -> Self {
+        let (proxy, url) = Self::for_url(&database.database_url).await;
+        database.database_url = url;
+        database.database_statement_timeout = statement_timeout;
+        proxy
     }
 
     /// Refuses new connections and closes the open ones.

@@ -11,7 +11,7 @@ const LIST: &str = "/api/integrations/facebook";
 #[tokio::test]
 async fn a_request_on_a_silent_connection_fails_in_time_and_the_next_one_is_served() {
     // Arrange: a pooled connection, made through the proxy, is frozen.
-    let t = TestApp::spawn_behind_proxy(Duration::from_secs(1)).await;
+    let t = TestApp::spawn_behind_proxy(Duration::from_secs(3)).await;
     assert_eq!(t.api(Method::GET, LIST, Auth::Operator, None).await.0, 200);
     let proxy = t.proxy.as_ref().expect("behind a proxy");
     assert!(proxy.freeze() > 0, "the app had a connection open");

@@ -150,10 +150,7 @@ impl TestApp {
         let mut cfg = config(&nats, &db, &fake, &key_b64, "", &webhook);
         let mut proxy = None;
         if let Some(deadline) = proxied_deadline {
-            let (p, url) = Proxy::for_url(&db.url).await;
-            cfg.database.database_url = url;
-            cfg.database.database_statement_timeout = deadline;
-            proxy = Some(p);
+            proxy = Some(Proxy::in_front_of(&mut cfg.database, deadline).await);
         }
         let app = App::build(cfg).await.expect("oauth-api starts");
         let addr = app.local_addr();

@@ -13,7 +13,7 @@ const OTHER_TOKEN: &str = "EAAB-other-page-token-Lm42wR";
 #[tokio::test]
 async fn a_page_whose_connection_goes_silent_fails_and_the_next_page_is_polled() {
     // Arrange: two pages; the poller reaches Postgres through a proxy.
-    let t = TestApp::spawn_behind_proxy(Duration::from_secs(1)).await;
+    let t = TestApp::spawn_behind_proxy(Duration::from_secs(3)).await;
     t.fake.add_page(OTHER, "Cat Page", OTHER_TOKEN);
     t.connect(OTHER, OTHER_TOKEN).await;
     // Read through the proxy: the pool keeps that connection.

@@ -71,10 +71,7 @@ impl TestApp {
         let mut cfg = config(&nats, &db, &fake, &key_b64, extra);
         let mut proxy = None;
         if let Some(deadline) = proxied_deadline {
-            let (p, url) = Proxy::for_url(&db.url).await;
-            cfg.database.database_url = url;
-            cfg.database.database_statement_timeout = deadline;
-            proxy = Some(p);
+            proxy = Some(Proxy::in_front_of(&mut cfg.database, deadline).await);
         }
         let app = App::build(cfg).await.unwrap();
         let cipher = TokenCipher::new(key, OldKeys::default());

@@ -56,11 +56,9 @@ async fn a_frozen_connection_is_given_up_the_batch_applied_on_a_new_one_and_read
 {
     // Arrange: the projector reaches Postgres through a proxy that can freeze.
     let p = TestProjector::new().await;
-    let (proxy, proxied) = Proxy::for_url(&p.db.url).await;
     let mut config = p.config();
-    config.database.database_url = proxied;
-    config.database.database_statement_timeout = Duration::from_secs(2);
-    config.projector_batch_deadline = Duration::from_secs(1);
+    let proxy = Proxy::in_front_of(&mut config.database, Duration::from_secs(3)).await;
+    config.projector_batch_deadline = Duration::from_secs(2);
     // Only the batch may meet the frozen connections first (the owner check would
     // otherwise take one at random).
     config.projector_owner_check_interval = Duration::from_secs(3600);
