@@ -41,6 +41,13 @@ pub struct Config {
     /// How long JetStream waits for an acknowledgement before redelivering.
     #[arg(long, env = "PROJECTOR_ACK_WAIT", default_value = "30s", value_parser = parse_duration)]
     pub projector_ack_wait: Duration,
+    /// Longest a batch's transaction (and a file write's) may take; a batch that
+    /// takes longer is handed back and its connection discarded. Far above a
+    /// legitimate batch (5,000 events apply in ~0.1 s, a rebuild's 20,000 in under
+    /// 1 s) and below the ack wait, so a stuck batch is handed back before JetStream
+    /// redelivers it on its own.
+    #[arg(long, env = "PROJECTOR_BATCH_DEADLINE", default_value = "20s", value_parser = parse_duration)]
+    pub projector_batch_deadline: Duration,
     /// How often page ownership is compared with where the files are, to move them.
     #[arg(long, env = "PROJECTOR_OWNER_CHECK_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub projector_owner_check_interval: Duration,

@@ -2,6 +2,7 @@
 //! the files, then acknowledge. Nothing is acknowledged before it is committed and
 //! its files are written; a failed batch is handed back with a delay.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
@@ -16,6 +17,7 @@ use pagesync_schema::{PageId, Psid};
 use crate::batch::{self, Applier, Incoming, Outcome, Prepared};
 use crate::files::Files;
 use crate::metrics;
+use crate::stall::Stall;
 
 /// Longest time committed batches wait for their files while a backlog lasts.
 const MAX_HOLD: Duration = Duration::from_secs(5);
@@ -89,6 +91,8 @@ pub struct Worker {
     pub files: Files,
     pub settings: ConsumerSettings,
     pub stream_name: String,
+    /// Failures to apply or flush, for the log and `/ready`.
+    pub stall: Arc<Stall>,
 }
 
 /// A fetched batch, parsed and decoded.
@@ -226,7 +230,8 @@ impl Worker {
                     self.flush(&mut unflushed).await;
                     failures += 1;
                     metrics::retried();
-                    tracing::warn!(error = %e, attempt = failures, "batch not applied; handed back for redelivery");
+                    self.stall.failed(&e);
+                    tracing::debug!(error = %e, attempt = failures, "batch not applied; handed back for redelivery");
                     let delay = backoff(failures);
                     nak_all(&messages, delay).await;
                     sleep_or_cancel(delay, &shutdown).await;
@@ -278,19 +283,12 @@ impl Worker {
         }
         let u = std::mem::take(unflushed);
         let started = Instant::now();
-        let written = async {
-            let mut conn = self.applier.pool().get().await.map_err(|e| e.to_string())?;
-            self.files
-                .write(&mut conn, &u.pages, &u.conversations)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .await;
-        let written = match written {
+        let written = match self.write_files(&u).await {
             Ok(n) => n,
             Err(e) => {
                 metrics::retried();
-                tracing::warn!(error = %e, "files not written; batches handed back for redelivery");
+                self.stall.failed(&e);
+                tracing::debug!(error = %e, "files not written; batches handed back for redelivery");
                 for (messages, _) in &u.batches {
                     nak_all(messages, backoff(1)).await;
                 }
@@ -299,6 +297,7 @@ impl Worker {
         };
         let files_took = started.elapsed();
         metrics::files(files_took, written);
+        self.stall.progressed();
         let acks = u.batches.iter().flat_map(|(messages, poison)| {
             messages.iter().enumerate().map(move |(i, m)| {
                 let kind = if poison.contains(&i) {
@@ -331,6 +330,25 @@ impl Worker {
             total_ms = started.elapsed().as_millis() as u64,
             "files written and batches acknowledged"
         );
+    }
+
+    /// Writes the files of the batches in hand, within the batch deadline (a
+    /// connection that misses it is discarded, as for a batch).
+    async fn write_files(&self, u: &Unflushed) -> Result<usize, String> {
+        let mut conn = self.applier.pool().get().await.map_err(|e| e.to_string())?;
+        let deadline = self.applier.deadline();
+        let work = self.files.write(&mut conn, &u.pages, &u.conversations);
+        match tokio::time::timeout(deadline, work).await {
+            Ok(written) => written.map_err(|e| e.to_string()),
+            Err(_) => {
+                metrics::deadline_exceeded("files");
+                pagesync_runtime::connect::discard(conn);
+                Err(format!(
+                    "the batch deadline ({deadline:?}) passed before the files were written; \
+                     their connection was discarded"
+                ))
+            }
+        }
     }
 
     /// Whatever is available now, or else the first message to arrive within the expiry.

@@ -206,7 +206,15 @@ impl Files {
         client: &mut tokio_postgres::Client,
     ) -> Result<(), FileError> {
         let tx = client.transaction().await?;
-        tx.batch_execute(LOCK_FILES).await?;
+        // Rendering the whole projection takes as long as it is large, and the files
+        // are written between its queries: the pool's server-side deadlines
+        // (DATABASE_STATEMENT_TIMEOUT) are lifted for this one transaction. The
+        // client still gives up a server that owes a reply and stays silent.
+        tx.batch_execute(&format!(
+            "SET LOCAL statement_timeout = 0; \
+             SET LOCAL idle_in_transaction_session_timeout = 0; {LOCK_FILES}"
+        ))
+        .await?;
         self.write_everything_locked(&tx).await?;
         tx.commit().await?;
         Ok(())

@@ -9,8 +9,10 @@ pub mod files;
 pub mod metrics;
 pub mod rebuild;
 pub mod retry;
+pub mod stall;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pagesync_runtime::CancellationToken;
@@ -25,6 +27,7 @@ pub use retry::RetryReport;
 use batch::Applier;
 use consumer::{ConsumerSettings, Worker};
 use files::Files;
+use stall::Stall;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -69,16 +72,18 @@ impl App {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| BuildError::Bind { addr, source })?;
-        let router = pagesync_runtime::ops::router(pagesync_runtime::ops::nats_and_postgres(
-            nats.client.clone(),
-            pool.clone(),
+        let stall = Arc::new(Stall::new(config.nats.nats_stream.to_string()));
+        let router = pagesync_runtime::ops::router(readiness(
+            pagesync_runtime::ops::nats_and_postgres(nats.client.clone(), pool.clone()),
+            stall.clone(),
         ));
         let worker = Worker {
             consumer,
-            applier: Applier::new(pool),
+            applier: Applier::new(pool, config.projector_batch_deadline),
             files: Files::new(&config.data_dir),
             settings,
             stream_name: config.nats.nats_stream.to_string(),
+            stall,
         };
         Ok(Self {
             listener,
@@ -144,4 +149,19 @@ impl App {
         }
         result
     }
+}
+
+/// Ready while NATS and Postgres answer and the consumer loop is not stalled (a
+/// fresh connection answering says nothing of the ones batches are stuck on).
+fn readiness(
+    dependencies: pagesync_runtime::ops::ReadyCheck,
+    stall: Arc<Stall>,
+) -> pagesync_runtime::ops::ReadyCheck {
+    Arc::new(move || {
+        let (dependencies, stall) = (dependencies.clone(), stall.clone());
+        Box::pin(async move {
+            stall.check()?;
+            dependencies().await
+        })
+    })
 }

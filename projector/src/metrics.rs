@@ -12,6 +12,9 @@ pub const RETRIES: &str = "pagesync_projector_batch_retries_total";
 pub const LAG: &str = "pagesync_projector_consumer_lag";
 pub const FILES_SECONDS: &str = "pagesync_projector_files_duration_seconds";
 pub const FILES_WRITTEN: &str = "pagesync_projector_file_writes_total";
+pub const STALLS: &str = "pagesync_projector_stalls_total";
+pub const STALLED: &str = "pagesync_projector_stalled";
+pub const DEADLINES: &str = "pagesync_projector_deadline_exceeded_total";
 
 /// Records what a committed batch did. `stream` labels the dead letters so one
 /// process (or test) can tell its own apart.
@@ -39,4 +42,19 @@ pub fn lag(pending: u64) {
 pub fn files(took: Duration, written: usize) {
     metrics::histogram!(FILES_SECONDS).record(took.as_secs_f64());
     metrics::counter!(FILES_WRITTEN).increment(written as u64);
+}
+
+/// A stall began (labelled like the dead letters).
+pub fn stall_began(stream: &str) {
+    metrics::counter!(STALLS, "stream" => stream.to_owned()).increment(1);
+    metrics::gauge!(STALLED, "stream" => stream.to_owned()).set(1.0);
+}
+
+pub fn stall_ended(stream: &str) {
+    metrics::gauge!(STALLED, "stream" => stream.to_owned()).set(0.0);
+}
+
+/// A batch or a file write missed its deadline (`work`: `apply` or `files`).
+pub fn deadline_exceeded(work: &'static str) {
+    metrics::counter!(DEADLINES, "work" => work).increment(1);
 }

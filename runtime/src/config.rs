@@ -147,6 +147,12 @@ pub struct DatabaseConfig {
     /// Largest number of pooled connections.
     #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 8)]
     pub database_pool_size: usize,
+    /// Longest a statement may run, and a session may sit idle inside a
+    /// transaction, before Postgres ends it; a connection whose server owes a reply
+    /// and sends nothing for this long plus 1 s is given up by the client. `0s`
+    /// turns the deadlines off.
+    #[arg(long, env = "DATABASE_STATEMENT_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
+    pub database_statement_timeout: Duration,
 }
 
 /// Limits of a service's HTTP listener (every process; docs/configuration.md, "HTTP limits").

@@ -7,7 +7,9 @@ pub mod connect;
 pub mod http;
 pub mod ops;
 pub mod shutdown;
+mod socket;
 pub mod telemetry;
+pub mod watchdog;
 
 pub use http::{BindError, HttpLimits, HttpService, bind, serve};
 pub use tokio_util::sync::CancellationToken;

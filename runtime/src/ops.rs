@@ -24,15 +24,23 @@ pub fn nats_connected(client: &async_nats::Client) -> Result<(), String> {
 }
 
 /// Err unless Postgres hands out a connection and answers `SELECT 1` within 2 s.
+/// The bound covers the query too: a connection that does not answer in time is
+/// discarded rather than left for the next caller.
 pub async fn postgres_answers(pool: &deadpool_postgres::Pool) -> Result<(), String> {
-    let conn = tokio::time::timeout(std::time::Duration::from_secs(2), pool.get())
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    let late = || "Postgres did not answer in time".to_owned();
+    let conn = tokio::time::timeout_at(deadline, pool.get())
         .await
-        .map_err(|_| "Postgres did not answer in time".to_owned())?
+        .map_err(|_| late())?
         .map_err(|_| "Postgres is unreachable".to_owned())?;
-    conn.simple_query("SELECT 1")
-        .await
-        .map_err(|_| "Postgres does not answer".to_owned())?;
-    Ok(())
+    match tokio::time::timeout_at(deadline, conn.simple_query("SELECT 1")).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(_)) => Err("Postgres does not answer".to_owned()),
+        Err(_) => {
+            crate::connect::discard(conn);
+            Err(late())
+        }
+    }
 }
 
 /// Readiness of a process that uses NATS and Postgres.

@@ -40,6 +40,7 @@ impl TestDb {
         DatabaseConfig {
             database_url: self.url.clone(),
             database_pool_size: 4,
+            database_statement_timeout: std::time::Duration::from_secs(15),
         }
     }
 

@@ -9,12 +9,14 @@ mod db;
 pub mod logs;
 pub mod nats;
 pub mod private_nats;
+pub mod proxy;
 pub mod raw_http;
 pub mod wait;
 
 pub use db::TestDb;
 pub use nats::TestNats;
 pub use private_nats::PrivateNats;
+pub use proxy::Proxy;
 
 /// A short random suffix for names (stream, prefix, database).
 pub fn unique_suffix() -> String {

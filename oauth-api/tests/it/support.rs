@@ -9,7 +9,7 @@ use pagesync_crypto::{EncryptionKey, OldKeys, TokenCipher, parse_old_keys};
 use pagesync_fake_graph::FakeGraph;
 use pagesync_oauth_api::{App, Config};
 use pagesync_runtime::CancellationToken;
-use pagesync_testkit::{TestDb, TestNats};
+use pagesync_testkit::{Proxy, TestDb, TestNats};
 use serde_json::Value;
 
 pub const STATE_SECRET: &str = "state-secret-Qx81-do-not-log";
@@ -54,6 +54,8 @@ pub struct TestApp {
     pub cipher: TokenCipher,
     /// Every response body this test read through the helpers.
     pub bodies: Mutex<Vec<String>>,
+    /// Between the app and Postgres, when started with [`TestApp::spawn_behind_proxy`].
+    pub proxy: Option<Proxy>,
     pipeline: Option<Pipeline>,
     shutdown: CancellationToken,
 }
@@ -114,20 +116,30 @@ pub fn config(
 impl TestApp {
     /// oauth-api alone: the webhook self-test fails (nothing listens), polling works.
     pub async fn spawn() -> Self {
-        Self::start(false, |_| {}).await
+        Self::start(false, None, |_| {}).await
     }
 
     /// oauth-api alone, its configuration adjusted first.
     pub async fn spawn_configured(configure: impl FnOnce(&mut Config)) -> Self {
-        Self::start(false, configure).await
+        Self::start(false, None, configure).await
     }
 
     /// oauth-api with a real ingest and projector, so the self-test can pass.
     pub async fn spawn_with_pipeline() -> Self {
-        Self::start(true, |_| {}).await
+        Self::start(true, None, |_| {}).await
     }
 
-    async fn start(pipeline: bool, configure: impl FnOnce(&mut Config)) -> Self {
+    /// oauth-api alone, reaching Postgres through a proxy the test can freeze, with
+    /// the statement deadline `deadline`.
+    pub async fn spawn_behind_proxy(deadline: Duration) -> Self {
+        Self::start(false, Some(deadline), |_| {}).await
+    }
+
+    async fn start(
+        pipeline: bool,
+        proxied_deadline: Option<Duration>,
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
         pagesync_testkit::logs::capture("trace");
         let (nats, db, fake) = (
             TestNats::new().await,
@@ -146,6 +158,10 @@ impl TestApp {
         let (key, key_b64) = EncryptionKey::generate();
         let mut cfg = config(&nats, &db, &fake, &key_b64, "", &webhook);
         configure(&mut cfg);
+        let mut proxy = None;
+        if let Some(deadline) = proxied_deadline {
+            proxy = Some(Proxy::in_front_of(&mut cfg.database, deadline).await);
+        }
         let app = App::build(cfg).await.expect("oauth-api starts");
         let addr = app.local_addr();
         let shutdown = CancellationToken::new();
@@ -162,6 +178,7 @@ impl TestApp {
             key_b64,
             cipher: TokenCipher::new(key, OldKeys::default()),
             bodies: Mutex::new(Vec::new()),
+            proxy,
             pipeline,
             shutdown,
         }

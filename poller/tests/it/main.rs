@@ -9,8 +9,10 @@ use pagesync_graph::THROTTLE_CODES;
 use pagesync_poller::test_support::{self, GraphApp};
 use pagesync_poller::{App, Config, PageOutcome};
 use pagesync_schema::{EventType, PageId};
-use pagesync_testkit::{TestDb, TestNats};
+use pagesync_testkit::{Proxy, TestDb, TestNats};
 use serde_json::{Value, json};
+
+mod database;
 
 const PAGE: &str = "101368371725791";
 const TOKEN: &str = "EAAB-page-token-Zk93xQ-s3cr3t";
@@ -21,6 +23,8 @@ struct TestApp {
     fake: FakeGraph,
     app: App,
     cipher: TokenCipher,
+    /// Between the poller and Postgres, with [`TestApp::spawn_behind_proxy`].
+    proxy: Option<Proxy>,
 }
 
 fn config(nats: &TestNats, db: &TestDb, fake: &FakeGraph, key_b64: &str, extra: &[&str]) -> Config {
@@ -46,6 +50,16 @@ impl TestApp {
     }
 
     async fn spawn_with(extra: &[&str]) -> Self {
+        Self::start(extra, None).await
+    }
+
+    /// The poller reaching Postgres through a proxy the test can freeze, with the
+    /// statement deadline `deadline`.
+    async fn spawn_behind_proxy(deadline: Duration) -> Self {
+        Self::start(&[], Some(deadline)).await
+    }
+
+    async fn start(extra: &[&str], proxied_deadline: Option<Duration>) -> Self {
         pagesync_testkit::logs::capture("trace");
         let (nats, db, fake) = (
             TestNats::new().await,
@@ -54,9 +68,12 @@ impl TestApp {
         );
         fake.add_page(PAGE, "Dog Page", TOKEN);
         let (key, key_b64) = EncryptionKey::generate();
-        let app = App::build(config(&nats, &db, &fake, &key_b64, extra))
-            .await
-            .unwrap();
+        let mut cfg = config(&nats, &db, &fake, &key_b64, extra);
+        let mut proxy = None;
+        if let Some(deadline) = proxied_deadline {
+            proxy = Some(Proxy::in_front_of(&mut cfg.database, deadline).await);
+        }
+        let app = App::build(cfg).await.unwrap();
         let cipher = TokenCipher::new(key, OldKeys::default());
         let t = Self {
             nats,
@@ -64,6 +81,7 @@ impl TestApp {
             fake,
             app,
             cipher,
+            proxy,
         };
         t.connect(PAGE, TOKEN).await;
         t

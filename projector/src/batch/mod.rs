@@ -51,6 +51,10 @@ pub enum ApplyError {
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("database error: {}", pagesync_runtime::connect::db_error_text(.0))]
     Db(#[from] tokio_postgres::Error),
+    #[error(
+        "the batch deadline ({0:?}) passed before Postgres committed; its connection was discarded"
+    )]
+    Deadline(std::time::Duration),
 }
 
 impl ApplyError {
@@ -59,7 +63,7 @@ impl ApplyError {
     fn is_data(&self) -> bool {
         match self {
             Self::Db(e) => is_data_error(e),
-            Self::Pool(_) => false,
+            Self::Pool(_) | Self::Deadline(_) => false,
         }
     }
 }
@@ -192,15 +196,18 @@ pub fn prepare(batch: &[Incoming]) -> Prepared {
 #[derive(Clone)]
 pub struct Applier {
     pool: Pool,
+    /// Longest one batch's transaction may take.
+    deadline: std::time::Duration,
     /// A rebuild replays history: its per-message conversation logs go to DEBUG so a
     /// replay of millions of events does not flood the INFO log.
     replaying: bool,
 }
 
 impl Applier {
-    pub fn new(pool: Pool) -> Self {
+    pub fn new(pool: Pool, deadline: std::time::Duration) -> Self {
         Self {
             pool,
+            deadline,
             replaying: false,
         }
     }
@@ -209,6 +216,7 @@ impl Applier {
     pub fn replaying(&self) -> Self {
         Self {
             pool: self.pool.clone(),
+            deadline: self.deadline,
             replaying: true,
         }
     }
@@ -217,22 +225,45 @@ impl Applier {
         &self.pool
     }
 
+    pub fn deadline(&self) -> std::time::Duration {
+        self.deadline
+    }
+
     /// Applies `batch` in one transaction and commits it.
     pub async fn apply(&self, batch: &[Incoming]) -> Result<Outcome, ApplyError> {
         self.apply_prepared(&prepare(batch)).await
     }
 
-    /// Applies a prepared batch in one transaction and commits it.
+    /// Applies a prepared batch in one transaction and commits it, within the
+    /// deadline. A connection that misses it may be stuck on a network that went
+    /// silent: it is discarded, never reused.
     pub async fn apply_prepared(&self, prepared: &Prepared) -> Result<Outcome, ApplyError> {
         let mut conn = self.pool.get().await?;
-        let client: &mut tokio_postgres::Client = &mut conn;
-        match apply_prepared(client, prepared, false, self.replaying).await {
-            Err(e) if e.is_data() => {
-                tracing::warn!(error = %e, "batch failed on its data; applying it event by event");
-                apply_prepared(client, prepared, true, self.replaying).await
+        let work = apply_or_isolate(&mut conn, prepared, self.replaying);
+        match tokio::time::timeout(self.deadline, work).await {
+            Ok(result) => result,
+            Err(_) => {
+                crate::metrics::deadline_exceeded("apply");
+                pagesync_runtime::connect::discard(conn);
+                Err(ApplyError::Deadline(self.deadline))
             }
-            other => other,
         }
+    }
+}
+
+/// Applies the batch; when its data fails, again event by event to set the
+/// culprits aside.
+async fn apply_or_isolate(
+    client: &mut tokio_postgres::Client,
+    prepared: &Prepared,
+    replaying: bool,
+) -> Result<Outcome, ApplyError> {
+    match apply_prepared(client, prepared, false, replaying).await {
+        Err(e) if e.is_data() => {
+            tracing::warn!(error = %e, "batch failed on its data; applying it event by event");
+            apply_prepared(client, prepared, true, replaying).await
+        }
+        other => other,
     }
 }
 

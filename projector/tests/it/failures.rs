@@ -4,10 +4,10 @@ use std::time::Duration;
 use pagesync_projector::App;
 use pagesync_runtime::CancellationToken;
 use pagesync_schema::{EventType, Source};
-use pagesync_testkit::wait;
+use pagesync_testkit::{Proxy, wait};
 use serde_json::json;
 
-use crate::support::{Proxy, TestProjector, event, message, status, through_port, tree};
+use crate::support::{TestProjector, event, message, status, tree};
 
 const T: i64 = 1_700_000_000_000;
 
@@ -100,10 +100,9 @@ async fn ids_that_try_to_escape_the_data_dir_never_produce_a_file() {
 async fn with_postgres_unreachable_the_projector_waits_retries_and_catches_up() {
     // Arrange: the projector reaches Postgres through a proxy the test can cut.
     let p = TestProjector::new().await;
-    let (_, target) = through_port(&p.db.url, 0);
-    let proxy = Proxy::start(target).await;
+    let (proxy, proxied) = Proxy::for_url(&p.db.url).await;
     let mut config = p.config();
-    config.database.database_url = through_port(&p.db.url, proxy.port).0;
+    config.database.database_url = proxied;
     let app = App::build(config).await.expect("builds");
     let ready = format!("http://{}/ready", app.local_addr());
     let stop = CancellationToken::new();

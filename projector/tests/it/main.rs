@@ -5,4 +5,5 @@ mod failures;
 mod logs;
 mod property;
 mod rebuild;
+mod stall;
 mod support;

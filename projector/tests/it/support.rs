@@ -2,16 +2,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use pagesync_projector::{App, Config, DrainReport};
 use pagesync_runtime::CancellationToken;
 use pagesync_schema::{Event, EventId, EventType, PageId, Psid, Publisher, Source};
 use pagesync_testkit::{TestDb, TestNats};
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 pub struct TestProjector {
     pub nats: TestNats,
@@ -247,74 +243,5 @@ pub fn status(page: &str, psid: &str, open: bool, at: i64) -> Event {
         Some(psid),
         at,
         serde_json::json!({"psid": psid, "status": s, "at": at}),
-    )
-}
-
-/// A TCP proxy to Postgres that a test can cut and restore.
-pub struct Proxy {
-    pub port: u16,
-    open: Arc<AtomicBool>,
-    conns: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
-    accept: JoinHandle<()>,
-}
-
-impl Proxy {
-    pub async fn start(target: String) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let open = Arc::new(AtomicBool::new(true));
-        let conns: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let (o, c) = (open.clone(), conns.clone());
-        let accept = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if !o.load(Ordering::SeqCst) {
-                    continue; // dropped: the client sees the connection closed
-                }
-                let target = target.clone();
-                c.lock().unwrap().push(tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                }));
-            }
-        });
-        Self {
-            port,
-            open,
-            conns,
-            accept,
-        }
-    }
-
-    /// Refuses new connections and breaks the open ones.
-    pub fn cut(&self) {
-        self.open.store(false, Ordering::SeqCst);
-        for c in self.conns.lock().unwrap().drain(..) {
-            c.abort();
-        }
-    }
-
-    pub fn restore(&self) {
-        self.open.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.cut();
-        self.accept.abort();
-    }
-}
-
-/// `url` with its `host:port` replaced by `127.0.0.1:<port>`, and the old `host:port`.
-pub fn through_port(url: &str, port: u16) -> (String, String) {
-    let start = url
-        .find('@')
-        .map_or_else(|| url.find("://").unwrap() + 3, |i| i + 1);
-    let end = start + url[start..].find('/').unwrap();
-    let target = url[start..end].to_owned();
-    (
-        format!("{}127.0.0.1:{port}{}", &url[..start], &url[end..]),
-        target,
     )
 }
