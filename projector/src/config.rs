@@ -70,6 +70,9 @@ pub enum Command {
     Rebuild,
     /// Apply the dead letters again (after fixing their cause), then exit 0.
     RetryDeadLetters,
+    /// Apply the pending Postgres migrations, then exit 0 (needs no NATS): the one-shot
+    /// step docker compose runs before the services start.
+    Migrate,
 }
 
 impl Config {
@@ -119,6 +122,9 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(retry.mode(), Command::RetryDeadLetters);
+        let migrate: Config =
+            pagesync_runtime::config::parse_from::<Config, _, _>(["projector", "migrate"]).unwrap();
+        assert_eq!(migrate.mode(), Command::Migrate);
     }
 
     #[test]

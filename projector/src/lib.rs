@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pagesync_runtime::CancellationToken;
+use pagesync_runtime::config::DatabaseConfig;
 use pagesync_runtime::connect::{self, ConnectError};
 use tokio::net::TcpListener;
 
@@ -40,6 +41,13 @@ pub enum BuildError {
     },
     #[error(transparent)]
     Run(#[from] RunError),
+}
+
+/// Applies the pending Postgres migrations (under the schema's advisory lock) and
+/// returns: `projector migrate`, which needs no NATS.
+pub async fn migrate(config: &DatabaseConfig) -> Result<(), ConnectError> {
+    connect::postgres(config).await?.close();
+    Ok(())
 }
 
 /// A built projector: connected to NATS and Postgres, consumer bound, listener bound.

@@ -8,6 +8,13 @@ async fn main() -> anyhow::Result<()> {
     let config: Config = pagesync_runtime::config::load_or_exit("projector");
     let _telemetry = pagesync_runtime::telemetry::init("projector", &config.telemetry)?;
     let mode = config.mode();
+    if mode == Command::Migrate {
+        pagesync_projector::migrate(&config.database)
+            .await
+            .context("migrating the database failed")?;
+        tracing::info!("database migrated");
+        return Ok(());
+    }
     let app = App::build(config)
         .await
         .context("projector failed to start")?;
@@ -32,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
                 .context("retrying the dead letters failed")?;
             tracing::info!(?report, "dead letters retried");
         }
+        Command::Migrate => unreachable!("migrate returns before the app is built"),
     }
     Ok(())
 }

@@ -44,6 +44,10 @@ ensure_packages() {
     [ -n "$(pg_bindir)" ] && command -v pg_isready >/dev/null 2>&1 || missing+=(postgresql postgresql-client)
     command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
     command -v curl >/dev/null 2>&1 || missing+=(curl ca-certificates)
+    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+    # Building: ring and mimalloc compile C. Testing: tests signal processes with kill(1).
+    command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+    [ -x /usr/bin/kill ] || [ -x /bin/kill ] || missing+=(procps)
     if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 }
 
@@ -66,6 +70,7 @@ start_postgres() {
     log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
     "${runas[@]}" "$bindir/pg_ctl" -D "$data" -l "$PAGESYNC_SERVICES_DIR/pg/server.log" -w \
         -o "-p $PG_PORT -k $run -c listen_addresses=127.0.0.1" start >/dev/null
+    STARTED_POSTGRES=1
 }
 
 start_nats() {
@@ -74,8 +79,8 @@ start_nats() {
     nohup nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$PAGESYNC_SERVICES_DIR/nats/js" \
         >"$PAGESYNC_SERVICES_DIR/nats/server.log" 2>&1 &
     echo $! >"$PAGESYNC_SERVICES_DIR/nats/pid"
-    local i
-    for i in $(seq 1 100); do
+    STARTED_NATS=$!
+    for _ in $(seq 1 100); do
         nats_answers && return 0
         sleep 0.1
     done
@@ -92,4 +97,37 @@ ensure_services() {
     nats_answers || start_nats
     nats_answers || { log "NATS with JetStream is not answering on 127.0.0.1:$NATS_PORT"; return 1; }
     log "PostgreSQL on :$PG_PORT and NATS (JetStream) on :$NATS_PORT are up"
+}
+
+# Stops the servers ensure_services started in this shell (scripts/dev; scripts/test
+# leaves them running for the next run).
+stop_started_services() {
+    if [ -n "${STARTED_NATS:-}" ]; then
+        log "stopping the nats-server started here"
+        kill -TERM "$STARTED_NATS" 2>/dev/null && wait "$STARTED_NATS" 2>/dev/null
+        STARTED_NATS=""
+    fi
+    if [ -n "${STARTED_POSTGRES:-}" ]; then
+        log "stopping the PostgreSQL started here"
+        local runas=()
+        [ "$(id -u)" -ne 0 ] || runas=(runuser -u postgres --)
+        "${runas[@]}" "$(pg_bindir)/pg_ctl" -D "$PAGESYNC_SERVICES_DIR/pg/data" -m fast -w stop >/dev/null
+        STARTED_POSTGRES=""
+    fi
+    return 0
+}
+
+# Deletes a JetStream stream with the NATS protocol itself (Debian has no nats CLI).
+nats_delete_stream() {
+    local reply
+    # shellcheck disable=SC2016 # $JS is the subject's literal name.
+    reply=$(timeout 5 bash -c '
+        exec 3<>"/dev/tcp/127.0.0.1/$1" && read -r _ <&3
+        printf "CONNECT {\"verbose\":false}\r\nSUB _pagesync.delete 1\r\nPUB \$JS.API.STREAM.DELETE.%s _pagesync.delete 0\r\n\r\n" "$2" >&3
+        while read -r line <&3; do
+            case $line in MSG*) read -r body <&3; printf "%s" "$body"; exit 0 ;; esac
+        done' _ "$NATS_PORT" "$1") || true
+    case $reply in *'"success":true'*) return 0 ;; esac
+    log "could not delete the stream $1: ${reply:-no answer}"
+    return 1
 }

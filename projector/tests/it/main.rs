@@ -3,6 +3,7 @@
 mod apply;
 mod failures;
 mod logs;
+mod migrate;
 mod property;
 mod rebuild;
 mod stall;
