@@ -122,4 +122,10 @@ mod tests {
                 .contains("HTTP_REQUEST_TIMEOUT")
         );
     }
+
+    #[test]
+    fn help_never_prints_a_secret_value() {
+        use clap::CommandFactory;
+        assert!(pagesync_runtime::config::secrets_shown_in_help(&Config::command()).is_empty());
+    }
 }

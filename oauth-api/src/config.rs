@@ -217,4 +217,10 @@ mod tests {
         let c: Config = pagesync_runtime::config::parse_from(args).unwrap();
         assert!(c.messenger_human_agent);
     }
+
+    #[test]
+    fn help_never_prints_a_secret_value() {
+        use clap::CommandFactory;
+        assert!(pagesync_runtime::config::secrets_shown_in_help(&Config::command()).is_empty());
+    }
 }

@@ -37,13 +37,13 @@ pub struct Config {
     #[arg(long, env = "FACEBOOK_APP_ID")]
     pub facebook_app_id: String,
     /// App secret: every Graph call carries `appsecret_proof` derived from it.
-    #[arg(long, env = "FACEBOOK_APP_SECRET", value_parser = parse_secret)]
+    #[arg(long, env = "FACEBOOK_APP_SECRET", value_parser = parse_secret, hide_env_values = true)]
     pub facebook_app_secret: SecretString,
     /// Base64 of the 32-byte key that decrypts stored page tokens.
-    #[arg(long, env = "TOKEN_ENCRYPTION_KEY", value_parser = parse_key)]
+    #[arg(long, env = "TOKEN_ENCRYPTION_KEY", value_parser = parse_key, hide_env_values = true)]
     pub token_encryption_key: EncryptionKey,
     /// Comma-separated base64 keys that still decrypt tokens sealed before a rotation.
-    #[arg(long, env = "TOKEN_ENCRYPTION_OLD_KEYS", value_parser = parse_old_keys, default_value = "")]
+    #[arg(long, env = "TOKEN_ENCRYPTION_OLD_KEYS", value_parser = parse_old_keys, default_value = "", hide_env_values = true, hide_default_value = true)]
     pub token_encryption_old_keys: OldKeys,
     /// Time between two poll cycles (`24h`, `30m`).
     #[arg(long, env = "POLL_INTERVAL", default_value = "24h", value_parser = parse_duration)]
@@ -75,4 +75,18 @@ pub struct Config {
     /// With `--once`: poll only this page.
     #[arg(long)]
     pub page: Option<PageId>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_never_prints_a_secret_value() {
+        use clap::CommandFactory;
+        assert_eq!(
+            pagesync_runtime::config::secrets_shown_in_help(&Config::command()),
+            Vec::<String>::new()
+        );
+    }
 }

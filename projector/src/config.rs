@@ -139,4 +139,10 @@ mod tests {
         assert!(err.contains("PROJECTOR_CONSUMER"), "{err}");
         assert_eq!(err.lines().count(), 1);
     }
+
+    #[test]
+    fn help_never_prints_a_secret_value() {
+        use clap::CommandFactory;
+        assert!(pagesync_runtime::config::secrets_shown_in_help(&Config::command()).is_empty());
+    }
 }

@@ -96,6 +96,19 @@ fn env_name(rendered: &str, cmd: &clap::Command) -> String {
         .unwrap_or_else(|| flag.to_owned())
 }
 
+/// The variables of `cmd` that look secret (a name with SECRET, TOKEN, KEY or PASSWORD,
+/// or a URL that may carry credentials) but whose values `--help` would print.
+/// Every service's configuration test asserts this is empty.
+pub fn secrets_shown_in_help(cmd: &clap::Command) -> Vec<String> {
+    const MARKS: [&str; 4] = ["SECRET", "TOKEN", "KEY", "PASSWORD"];
+    const URLS: [&str; 2] = ["DATABASE_URL", "NATS_URL"];
+    cmd.get_arguments()
+        .filter(|a| !a.is_hide_env_values_set())
+        .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
+        .filter(|name| MARKS.iter().any(|m| name.contains(m)) || URLS.contains(&name.as_str()))
+        .collect()
+}
+
 /// Parses durations such as `3s`, `250ms`, `2m` or `24h`.
 pub fn parse_duration(s: &str) -> Result<Duration, humantime::DurationError> {
     humantime::parse_duration(s)
@@ -110,7 +123,12 @@ pub fn parse_secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
 #[derive(clap::Args, Debug, Clone)]
 pub struct NatsConfig {
     /// NATS server URL.
-    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        long,
+        env = "NATS_URL",
+        default_value = "nats://127.0.0.1:4222",
+        hide_env_values = true
+    )]
     pub nats_url: String,
     /// JetStream stream holding every event; created when missing.
     #[arg(long, env = "NATS_STREAM", default_value = "FACEBOOK")]
@@ -141,7 +159,8 @@ pub struct DatabaseConfig {
         long,
         env = "DATABASE_URL",
         default_value = "postgres://postgres@127.0.0.1:5432/pagesync",
-        hide_default_value = false
+        hide_default_value = false,
+        hide_env_values = true
     )]
     pub database_url: String,
     /// Largest number of pooled connections.
@@ -203,6 +222,15 @@ mod tests {
         /// A secret.
         #[arg(long, env = "PAGESYNC_TEST_SECRET_ONLY_HERE", value_parser = parse_secret)]
         secret: SecretString,
+    }
+
+    #[test]
+    fn a_secret_whose_value_help_would_print_is_found() {
+        use clap::CommandFactory;
+        assert_eq!(
+            secrets_shown_in_help(&Sample::command()),
+            ["PAGESYNC_TEST_SECRET_ONLY_HERE"]
+        );
     }
 
     #[test]
