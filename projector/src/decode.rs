@@ -2,7 +2,7 @@
 //! bad data is found before any SQL runs and becomes a dead letter.
 
 use pagesync_schema::fbtime::epoch_millis;
-use pagesync_schema::{Event, EventType, PageId, Psid, Source};
+use pagesync_schema::{Event, EventType, PageId, Psid, Source, lenient};
 use serde_json::Value;
 
 /// Why an event cannot be applied. It is recorded as a dead letter.
@@ -80,14 +80,19 @@ pub fn origin(source: Source) -> &'static str {
 }
 
 /// Reads an event's effect. Facebook's shapes are read leniently; only what the
-/// model cannot do without is required.
+/// model cannot do without is required. `data` is read with [`lenient::read_value`],
+/// so what serde_json refuses is never poison: a lone surrogate reads as U+FFFD, a
+/// number out of range as the string of its digits (the stored `data` stays verbatim).
 pub fn decode(event: &Event) -> Result<Effect, Poison> {
     use EventType as T;
-    let data: Value = serde_json::from_str(event.data.get())
+    if matches!(event.event_type, T::Unknown | T::Invalid | T::Unparsed) {
+        // Kept in the stream, never projected: nothing in them needs reading.
+        return Ok(Effect::Nothing);
+    }
+    let data = lenient::read_value(event.data.get())
         .map_err(|e| Poison(format!("data is not JSON: {e}")))?;
     let event_ms = event.time.timestamp_millis();
     match event.event_type {
-        T::Unknown | T::Invalid | T::Unparsed => Ok(Effect::Nothing),
         T::PageSnapshot => {
             let page = page_of(event)?;
             let Value::Object(mut obj) = data else {
@@ -386,5 +391,45 @@ mod tests {
             panic!()
         };
         assert!(data.get("access_token").is_none());
+    }
+
+    fn raw_event(t: EventType, data: &str) -> Event {
+        let mut e = event(t, json!({}));
+        e.data = serde_json::value::RawValue::from_string(data.to_owned()).unwrap();
+        e
+    }
+
+    #[test]
+    fn data_serde_json_refuses_is_read_leniently_not_poison() {
+        let digits = "9".repeat(400);
+        let e = raw_event(
+            EventType::Message,
+            &format!(
+                r#"{{"timestamp":1e400,"message":{{"mid":"m1","text":"hello \ud83d","n":{digits},"attachments":[{{"t":"\udc00","n":-1e400}}]}}}}"#
+            ),
+        );
+        let Effect::Conversation {
+            timestamp_ms,
+            detail: Detail::Message(m),
+            ..
+        } = decode(&e).unwrap()
+        else {
+            panic!("not a message")
+        };
+        assert_eq!(
+            timestamp_ms, 1_700_000_000_000,
+            "an unreadable timestamp is the event's time"
+        );
+        assert_eq!(m.text.as_deref(), Some("hello \u{fffd}"));
+        assert_eq!(
+            m.attachments,
+            Some(json!([{"t": "\u{fffd}", "n": "-1e400"}]))
+        );
+        for t in [EventType::Unknown, EventType::Invalid] {
+            assert!(matches!(
+                decode(&raw_event(t, r#"{"a":"\ud800"}"#)).unwrap(),
+                Effect::Nothing
+            ));
+        }
     }
 }
