@@ -2,6 +2,7 @@
 //! bad data is found before any SQL runs and becomes a dead letter.
 
 use pagesync_schema::fbtime::epoch_millis;
+use pagesync_schema::tokens::{is_token_key, strip_tokens};
 use pagesync_schema::{Event, EventType, PageId, Psid, Source, lenient};
 use serde_json::Value;
 
@@ -95,13 +96,13 @@ pub fn decode(event: &Event) -> Result<Effect, Poison> {
     match event.event_type {
         T::PageSnapshot => {
             let page = page_of(event)?;
-            let Value::Object(mut obj) = data else {
+            let mut data @ Value::Object(_) = data else {
                 return Err(Poison("page_snapshot data is not an object".into()));
             };
-            obj.remove("access_token");
+            strip_tokens(&mut data);
             Ok(Effect::PageSnapshot {
                 page,
-                data: sanitize(Value::Object(obj)),
+                data: sanitize(data),
             })
         }
         T::PageChange => {
@@ -111,13 +112,15 @@ pub fn decode(event: &Event) -> Result<Effect, Poison> {
                 .and_then(Value::as_str)
                 .filter(|f| !f.is_empty())
                 .ok_or_else(|| Poison("page_change data has no field name".into()))?;
-            if field == "access_token" {
+            if is_token_key(field) {
                 return Ok(Effect::Nothing);
             }
+            let mut value = data.get("value").cloned().unwrap_or(Value::Null);
+            strip_tokens(&mut value);
             Ok(Effect::PageChange {
                 page,
                 field: strip_nul(field),
-                value: sanitize(data.get("value").cloned().unwrap_or(Value::Null)),
+                value: sanitize(value),
             })
         }
         t => {
@@ -382,15 +385,28 @@ mod tests {
     }
 
     #[test]
-    fn snapshots_never_keep_a_token() {
+    fn snapshots_and_changes_never_keep_a_token_at_any_depth() {
         let e = event(
             EventType::PageSnapshot,
-            json!({"id": "p1", "access_token": "secret"}),
+            json!({"id": "p1", "access_token": "secret1", "page": {"id": "p1", "access_token": "secret2"}}),
         );
         let Effect::PageSnapshot { data, .. } = decode(&e).unwrap() else {
             panic!()
         };
-        assert!(data.get("access_token").is_none());
+        assert_eq!(data, json!({"id": "p1", "page": {"id": "p1"}}));
+        let change = event(
+            EventType::PageChange,
+            json!({"field": "page", "value": {"name": "N", "page_access_token": "secret3"}}),
+        );
+        let Effect::PageChange { value, .. } = decode(&change).unwrap() else {
+            panic!()
+        };
+        assert_eq!(value, json!({"name": "N"}));
+        let token_field = event(
+            EventType::PageChange,
+            json!({"field": "page_access_token", "value": "secret4"}),
+        );
+        assert!(matches!(decode(&token_field).unwrap(), Effect::Nothing));
     }
 
     fn raw_event(t: EventType, data: &str) -> Event {

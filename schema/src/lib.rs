@@ -12,6 +12,7 @@ pub mod migrations;
 pub mod stream;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
+pub mod tokens;
 
 pub use event::{EnvelopeError, Event, NO_PAGE};
 pub use event_type::{EventType, Source};

@@ -1,10 +1,11 @@
-//! Data that strict readers refuse: applied, never a dead letter (issue 15).
+//! Data that strict readers refuse, and tokens nested in page data: applied, never
+//! a dead letter, and never written to a file (issue 15).
 
 use pagesync_schema::{EventType, Source};
 use serde_json::json;
 use serde_json::value::RawValue;
 
-use crate::support::{TestProjector, event};
+use crate::support::{TestProjector, event, tree};
 
 const PAGE: &str = "101";
 const PSID: &str = "u1";
@@ -21,6 +22,59 @@ fn raw(ty: EventType, id: &str, psid: Option<&str>, data: &str) -> pagesync_sche
 fn later(mut e: pagesync_schema::Event) -> pagesync_schema::Event {
     e.time += chrono::Duration::milliseconds(1);
     e
+}
+
+#[tokio::test]
+async fn tokens_nested_in_snapshots_and_changes_never_reach_the_page_file_or_the_tables() {
+    let p = TestProjector::new().await;
+    let snapshot = event(
+        EventType::PageSnapshot,
+        Source::Poller,
+        &format!("snapshot:{PAGE}:{T}"),
+        PAGE,
+        None,
+        T,
+        json!({"id": PAGE, "name": "Shop", "access_token": "EAAB-top",
+               "page": {"id": PAGE, "access_token": "EAAB-nested"},
+               "connected": [{"instagram": {"page_access_token": "EAAB-deep"}}]}),
+    );
+    let change = event(
+        EventType::PageChange,
+        Source::Ingest,
+        "change:101:about:x",
+        PAGE,
+        None,
+        T + 1,
+        json!({"field": "about", "value": {"text": "hi", "token": "EAAB-change"}}),
+    );
+    let token_field = event(
+        EventType::PageChange,
+        Source::Ingest,
+        "change:101:page_token:x",
+        PAGE,
+        None,
+        T + 2,
+        json!({"field": "page_token", "value": "EAAB-field"}),
+    );
+    p.publish(&[snapshot, change, token_field]).await;
+
+    let report = p.drain().await;
+
+    assert_eq!((report.messages, report.dead_letters), (3, 0));
+    assert_eq!(
+        p.page_file(PAGE).unwrap(),
+        json!({"data": [{"id": PAGE, "name": "Shop", "page": {"id": PAGE},
+                         "connected": [{"instagram": {}}], "about": {"text": "hi"}}]})
+    );
+    let rows = p.rows().await;
+    let stored: Vec<&str> = rows.lines().filter(|l| l.starts_with("page_")).collect();
+    assert!(stored.iter().all(|l| !l.contains("EAAB")), "{stored:#?}");
+    for (path, bytes) in tree(p.data_dir()) {
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("EAAB"),
+            "{path:?}"
+        );
+    }
 }
 
 #[tokio::test]
