@@ -1,3 +1,4 @@
+use super::parse::Parser;
 use super::*;
 use crate::canonical::canonical_json;
 use crate::testing::{Model, arb_json};
