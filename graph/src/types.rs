@@ -36,11 +36,12 @@ pub struct PageNode {
 }
 
 impl PageNode {
-    pub(crate) fn from_value(v: Value) -> Result<Self, String> {
-        let Value::Object(mut fields) = v else {
+    pub(crate) fn from_value(mut v: Value) -> Result<Self, String> {
+        // A page node may carry its token, nested too (`page`, linked accounts).
+        pagesync_schema::tokens::strip_tokens(&mut v);
+        let Value::Object(fields) = v else {
             return Err("page node is not an object".into());
         };
-        fields.remove("access_token");
         let id = fields
             .get("id")
             .and_then(crate::lenient::id_string)
@@ -224,9 +225,9 @@ mod tests {
 
     #[test]
     fn a_page_node_never_keeps_a_token() {
-        let p = PageNode::from_value(
-            serde_json::json!({"id": "1", "name": "N", "access_token": "EAAB"}),
-        )
+        let p = PageNode::from_value(serde_json::json!(
+            {"id": "1", "name": "N", "access_token": "EAAB1", "page": {"access_token": "EAAB2"}}
+        ))
         .unwrap();
         assert!(!p.to_value().to_string().contains("EAAB"));
     }

@@ -4,14 +4,24 @@
 //! `sender` or `timestamp`. Nothing signed is dropped: whatever cannot be read
 //! becomes an `unknown`, `invalid` or `unparsed` event carrying the raw input.
 //! Each item's `data` is its raw JSON text, so Facebook's escapes survive.
+//! Items are read with [`Lenient`]: one that serde_json refuses (a lone surrogate,
+//! a number out of range) is still typed by its fields and hashed losslessly, so
+//! it keeps an id of its own.
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use pagesync_schema::fbtime::{epoch_millis, from_millis};
-use pagesync_schema::{Event, EventId, EventType, NO_PAGE, PageId, Psid, Source, event_id};
-use serde::Deserialize;
+use pagesync_schema::lenient::{JsonRef, Lenient};
+use pagesync_schema::{Event, EventId, EventType, PageId, Psid, Source, event_id};
 use serde_json::Value;
 use serde_json::value::RawValue;
+
+mod read;
+
+use read::{Members, PageKey, lenient_string, list};
+
+/// A `page_change` without `value` hashes as `null`.
+static NULL: Value = Value::Null;
 
 /// Every event of a delivery body, in the order of the body.
 pub fn split(body: &[u8], received_at: DateTime<Utc>) -> Vec<Event> {
@@ -19,11 +29,7 @@ pub fn split(body: &[u8], received_at: DateTime<Utc>) -> Vec<Event> {
         return vec![unparsed(body, received_at)];
     };
     let mut out = Vec::new();
-    let ctx = Ctx { received_at };
-    match serde_json::from_str::<Delivery<'_>>(raw.get()) {
-        Ok(delivery) => ctx.delivery(raw, &delivery, &mut out),
-        Err(_) => out.push(ctx.unknown(raw, None, NO_PAGE, None)),
-    }
+    Ctx { received_at }.delivery(raw, &mut out);
     out
 }
 
@@ -33,26 +39,29 @@ fn json_object(body: &[u8]) -> Option<&RawValue> {
     raw.get().starts_with('{').then_some(raw)
 }
 
-#[derive(Deserialize)]
-struct Delivery<'a> {
-    #[serde(default)]
-    object: Option<Value>,
-    #[serde(borrow, default)]
-    entry: Option<&'a RawValue>,
+/// The members of an entry that splitting reads.
+struct Entry<'a> {
+    page: PageKey,
+    time_ms: Option<i64>,
+    messaging: Option<&'a RawValue>,
+    standby: Option<&'a RawValue>,
+    changes: Option<&'a RawValue>,
 }
 
-#[derive(Deserialize)]
-struct Entry<'a> {
-    #[serde(default)]
-    id: Option<Value>,
-    #[serde(default)]
-    time: Option<Value>,
-    #[serde(borrow, default)]
-    messaging: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    standby: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    changes: Option<&'a RawValue>,
+impl<'a> Entry<'a> {
+    /// `None` when the entry is not a JSON object.
+    fn of(raw: &'a RawValue) -> Option<Self> {
+        let m = Members::of(raw)?;
+        Some(Self {
+            page: PageKey::of(m.get("id")),
+            time_ms: m
+                .get("time")
+                .and_then(|t| epoch_millis(Lenient::of_raw(t).value())),
+            messaging: m.get("messaging"),
+            standby: m.get("standby"),
+            changes: m.get("changes"),
+        })
+    }
 }
 
 /// Which list of an entry an item came from.
@@ -68,97 +77,108 @@ struct Ctx {
 }
 
 impl Ctx {
-    fn delivery(&self, raw: &RawValue, d: &Delivery<'_>, out: &mut Vec<Event>) {
-        let entries = d
-            .entry
-            .and_then(|e| serde_json::from_str::<Vec<&RawValue>>(e.get()).ok());
-        let Some(entries) = entries else {
-            out.push(self.unknown(raw, None, NO_PAGE, None));
+    fn delivery(&self, raw: &RawValue, out: &mut Vec<Event>) {
+        let members = Members::of(raw);
+        let member = |key| members.as_ref().and_then(|m| m.get(key));
+        let Some(entries) = member("entry").and_then(list) else {
+            out.push(self.unknown(raw, None, &PageKey::none(), None));
             return;
         };
-        let is_page = matches!(&d.object, Some(Value::String(s)) if s == "page");
+        let is_page =
+            member("object").is_some_and(|o| Lenient::of_raw(o).value().as_str() == Some("page"));
         for entry in entries {
             if is_page {
                 self.page_entry(entry, out);
             } else {
-                let page = parse_entry(entry).and_then(|e| lenient_string(e.id.as_ref()));
-                out.push(self.unknown(entry, None, page.as_deref().unwrap_or(NO_PAGE), None));
+                let page =
+                    Members::of(entry).map_or_else(PageKey::none, |m| PageKey::of(m.get("id")));
+                out.push(self.unknown(entry, None, &page, None));
             }
         }
     }
 
     fn page_entry(&self, raw: &RawValue, out: &mut Vec<Event>) {
-        let Some(entry) = parse_entry(raw) else {
-            out.push(self.unknown(raw, None, NO_PAGE, None));
+        let Some(entry) = Entry::of(raw) else {
+            out.push(self.unknown(raw, None, &PageKey::none(), None));
             return;
         };
-        let page_raw = lenient_string(entry.id.as_ref());
-        let page_raw = page_raw.as_deref().unwrap_or(NO_PAGE);
-        let page = PageId::parse(page_raw).ok();
-        let entry_time = entry.time.as_ref().and_then(epoch_millis);
+        let page = PageId::parse(entry.page.text.as_str()).ok();
+        let entry_time = entry.time_ms;
         let lists = [
             (List::Messaging, entry.messaging),
             (List::Standby, entry.standby),
             (List::Changes, entry.changes),
         ];
         let mut items = Vec::new();
-        for (list, present) in lists {
+        for (kind, present) in lists {
             let Some(present) = present else { continue };
-            match serde_json::from_str::<Vec<&RawValue>>(present.get()) {
-                Ok(list_items) => items.extend(list_items.into_iter().map(|i| (list, i))),
-                Err(_) => {
+            match list(present) {
+                Some(list_items) => items.extend(list_items.into_iter().map(|i| (kind, i))),
+                None => {
                     // A list that is not a list: keep the entry whole rather than guess.
-                    out.push(self.unknown(raw, page.as_ref(), page_raw, entry_time));
+                    out.push(self.unknown(raw, page.as_ref(), &entry.page, entry_time));
                     return;
                 }
             }
         }
         if lists.iter().all(|(_, p)| p.is_none()) {
-            out.push(self.unknown(raw, page.as_ref(), page_raw, entry_time));
+            out.push(self.unknown(raw, page.as_ref(), &entry.page, entry_time));
             return;
         }
         let item_ctx = ItemCtx {
             page: page.as_ref(),
-            page_raw,
+            page_key: &entry.page,
             entry_time,
         };
-        for (list, item) in items {
-            out.push(self.item(&item_ctx, list, item));
+        for (kind, item) in items {
+            out.push(self.item(&item_ctx, kind, item));
         }
     }
 
     fn item(&self, ctx: &ItemCtx<'_>, list: List, raw: &RawValue) -> Event {
-        let value: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+        let doc = Lenient::of_raw(raw);
         match list {
-            List::Changes => self.change(ctx, raw, &value),
+            List::Changes => self.change(ctx, raw, &doc),
             List::Messaging | List::Standby => {
                 let kind = match list {
                     List::Standby => Some(EventType::Standby),
-                    _ => messaging_type(&value),
+                    _ => messaging_type(doc.value()),
                 };
                 match kind {
-                    Some(kind) => self.messaging(ctx, raw, &value, kind),
-                    None => self.unknown(raw, ctx.page, ctx.page_raw, ctx.entry_time),
+                    Some(kind) => self.messaging(ctx, raw, &doc, kind),
+                    None => {
+                        // §3: the item's own timestamp first.
+                        let time = item_time(doc.value()).or(ctx.entry_time);
+                        self.unknown_item(raw, &doc, ctx.page, ctx.page_key, time)
+                    }
                 }
             }
         }
     }
 
-    fn messaging(&self, ctx: &ItemCtx<'_>, raw: &RawValue, item: &Value, kind: EventType) -> Event {
+    fn messaging(
+        &self,
+        ctx: &ItemCtx<'_>,
+        raw: &RawValue,
+        doc: &Lenient,
+        kind: EventType,
+    ) -> Event {
+        let item = doc.value();
         let echo = is_echo(item);
         let party = if echo { "recipient" } else { "sender" };
         let psid = lenient_string(item.get(party).and_then(|p| p.get("id")))
             .and_then(|s| Psid::parse(s).ok());
-        let time_ms = item
-            .get("timestamp")
-            .and_then(epoch_millis)
+        let time_ms = item_time(item)
             .or_else(|| watermark(item, kind).and_then(|w| epoch_millis(&Value::from(w))))
             .or(ctx.entry_time);
+        let hashed = |kind| event_id::hashed(kind, &ctx.page_key.bytes, doc.view());
         let (Some(page), Some(psid)) = (ctx.page, psid) else {
+            // An invalid item under a valid page keeps that page (contract §3).
+            let id = hashed(EventType::Invalid);
             return self.event(
                 EventType::Invalid,
-                hashed(EventType::Invalid, ctx.page_raw, item),
-                None,
+                id,
+                ctx.page.cloned(),
                 None,
                 time_ms,
                 raw,
@@ -174,28 +194,24 @@ impl Ctx {
             }
             _ => None,
         }
-        .unwrap_or_else(|| hashed(kind, ctx.page_raw, item));
+        .unwrap_or_else(|| hashed(kind));
         self.event(kind, id, Some(page.clone()), Some(psid), time_ms, raw)
     }
 
-    fn change(&self, ctx: &ItemCtx<'_>, raw: &RawValue, item: &Value) -> Event {
-        let Some(field) = item.get("field").and_then(Value::as_str) else {
-            return self.unknown(raw, ctx.page, ctx.page_raw, ctx.entry_time);
+    fn change(&self, ctx: &ItemCtx<'_>, raw: &RawValue, doc: &Lenient) -> Event {
+        let item = doc.view();
+        // A field name that is not valid Unicode names no field: the item is unknown.
+        let Some(field) = item.get("field").and_then(JsonRef::as_str) else {
+            return self.unknown_item(raw, doc, ctx.page, ctx.page_key, ctx.entry_time);
         };
         let Some(page) = ctx.page else {
-            return self.event(
-                EventType::Invalid,
-                hashed(EventType::Invalid, ctx.page_raw, item),
-                None,
-                None,
-                ctx.entry_time,
-                raw,
-            );
+            let id = event_id::hashed(EventType::Invalid, &ctx.page_key.bytes, item);
+            return self.event(EventType::Invalid, id, None, None, ctx.entry_time, raw);
         };
         let time_ms = ctx
             .entry_time
             .unwrap_or_else(|| self.received_at.timestamp_millis());
-        let value = item.get("value").unwrap_or(&Value::Null);
+        let value = item.get("value").unwrap_or(JsonRef::from(&NULL));
         let id = event_id::for_page_change(page, field, time_ms, value);
         self.event(
             EventType::PageChange,
@@ -207,15 +223,26 @@ impl Ctx {
         )
     }
 
+    /// An `unknown` event of a whole entry or body.
     fn unknown(
         &self,
         raw: &RawValue,
         page: Option<&PageId>,
-        page_raw: &str,
+        page_key: &PageKey,
         time_ms: Option<i64>,
     ) -> Event {
-        let value: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
-        let id = hashed(EventType::Unknown, page_raw, &value);
+        self.unknown_item(raw, &Lenient::of_raw(raw), page, page_key, time_ms)
+    }
+
+    fn unknown_item(
+        &self,
+        raw: &RawValue,
+        doc: &Lenient,
+        page: Option<&PageId>,
+        page_key: &PageKey,
+        time_ms: Option<i64>,
+    ) -> Event {
+        let id = event_id::hashed(EventType::Unknown, &page_key.bytes, doc.view());
         self.event(EventType::Unknown, id, page.cloned(), None, time_ms, raw)
     }
 
@@ -243,7 +270,7 @@ impl Ctx {
 
 struct ItemCtx<'a> {
     page: Option<&'a PageId>,
-    page_raw: &'a str,
+    page_key: &'a PageKey,
     entry_time: Option<i64>,
 }
 
@@ -265,15 +292,6 @@ fn unparsed(body: &[u8], received_at: DateTime<Utc>) -> Event {
         received_at,
         data: serde_json::value::to_raw_value(&data).expect("a JSON object serialises"),
     }
-}
-
-/// An entry's known keys, when the entry is a JSON object without duplicate keys.
-/// (serde would read a struct from an array positionally, hence the object check.)
-fn parse_entry(raw: &RawValue) -> Option<Entry<'_>> {
-    if !raw.get().starts_with('{') {
-        return None;
-    }
-    serde_json::from_str(raw.get()).ok()
 }
 
 /// The type a `messaging[]` item carries, by the first known key present.
@@ -311,17 +329,9 @@ fn watermark(item: &Value, kind: EventType) -> Option<i64> {
     }
 }
 
-/// A string, or a number written as a string (Facebook sends ids both ways).
-fn lenient_string(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-fn hashed(kind: EventType, page_raw: &str, item: &Value) -> EventId {
-    event_id::hashed(kind, page_raw, item)
+/// The item's own `timestamp`.
+fn item_time(item: &Value) -> Option<i64> {
+    item.get("timestamp").and_then(epoch_millis)
 }
 
 #[cfg(test)]

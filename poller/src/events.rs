@@ -65,8 +65,11 @@ pub fn message_event(page: &PageId, m: &GraphMessage, received_at: DateTime<Utc>
     })
 }
 
-/// A `page_snapshot` event: the page object (never a token), id `snapshot:<page>:<fetched ms>`.
+/// A `page_snapshot` event: the page object (never a token, at any depth), id
+/// `snapshot:<page>:<fetched ms>`.
 pub fn snapshot_event(page: &PageId, node: &PageNode, fetched: DateTime<Utc>) -> Event {
+    let mut data = node.to_value();
+    pagesync_schema::tokens::strip_tokens(&mut data);
     Event {
         id: event_id::for_snapshot(page, fetched.timestamp_millis()),
         event_type: EventType::PageSnapshot,
@@ -75,7 +78,7 @@ pub fn snapshot_event(page: &PageId, node: &PageNode, fetched: DateTime<Utc>) ->
         psid: None,
         time: fetched,
         received_at: fetched,
-        data: serde_json::value::to_raw_value(&node.to_value()).expect("a JSON value serialises"),
+        data: serde_json::value::to_raw_value(&data).expect("a JSON value serialises"),
     }
 }
 
@@ -122,6 +125,28 @@ mod tests {
         assert_eq!(data["sender"]["id"], "101");
         assert_eq!(data["recipient"]["id"], "202");
         assert_eq!(data["message"]["is_echo"], true);
+    }
+
+    #[test]
+    fn a_snapshot_never_carries_a_token_at_any_depth() {
+        let page = PageId::parse("101").unwrap();
+        let Value::Object(fields) = json!({
+            "id": "101", "name": "N",
+            "page": {"id": "101", "access_token": "EAAB1"},
+            "instagram_business_account": {"id": "9", "page_access_token": "EAAB2"}
+        }) else {
+            unreachable!()
+        };
+        let node = PageNode {
+            id: "101".into(),
+            fields,
+        };
+        let e = snapshot_event(&page, &node, Utc::now());
+        let data: Value = serde_json::from_str(e.data.get()).unwrap();
+        assert_eq!(
+            data,
+            json!({"id": "101", "name": "N", "page": {"id": "101"}, "instagram_business_account": {"id": "9"}})
+        );
     }
 
     #[test]

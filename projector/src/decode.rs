@@ -2,7 +2,8 @@
 //! bad data is found before any SQL runs and becomes a dead letter.
 
 use pagesync_schema::fbtime::epoch_millis;
-use pagesync_schema::{Event, EventType, PageId, Psid, Source};
+use pagesync_schema::tokens::{is_token_key, strip_tokens};
+use pagesync_schema::{Event, EventType, PageId, Psid, Source, lenient};
 use serde_json::Value;
 
 /// Why an event cannot be applied. It is recorded as a dead letter.
@@ -80,23 +81,28 @@ pub fn origin(source: Source) -> &'static str {
 }
 
 /// Reads an event's effect. Facebook's shapes are read leniently; only what the
-/// model cannot do without is required.
+/// model cannot do without is required. `data` is read with [`lenient::read_value`],
+/// so what serde_json refuses is never poison: a lone surrogate reads as U+FFFD, a
+/// number out of range as the string of its digits (the stored `data` stays verbatim).
 pub fn decode(event: &Event) -> Result<Effect, Poison> {
     use EventType as T;
-    let data: Value = serde_json::from_str(event.data.get())
+    if matches!(event.event_type, T::Unknown | T::Invalid | T::Unparsed) {
+        // Kept in the stream, never projected: nothing in them needs reading.
+        return Ok(Effect::Nothing);
+    }
+    let data = lenient::read_value(event.data.get())
         .map_err(|e| Poison(format!("data is not JSON: {e}")))?;
     let event_ms = event.time.timestamp_millis();
     match event.event_type {
-        T::Unknown | T::Invalid | T::Unparsed => Ok(Effect::Nothing),
         T::PageSnapshot => {
             let page = page_of(event)?;
-            let Value::Object(mut obj) = data else {
+            let mut data @ Value::Object(_) = data else {
                 return Err(Poison("page_snapshot data is not an object".into()));
             };
-            obj.remove("access_token");
+            strip_tokens(&mut data);
             Ok(Effect::PageSnapshot {
                 page,
-                data: sanitize(Value::Object(obj)),
+                data: sanitize(data),
             })
         }
         T::PageChange => {
@@ -106,13 +112,15 @@ pub fn decode(event: &Event) -> Result<Effect, Poison> {
                 .and_then(Value::as_str)
                 .filter(|f| !f.is_empty())
                 .ok_or_else(|| Poison("page_change data has no field name".into()))?;
-            if field == "access_token" {
+            if is_token_key(field) {
                 return Ok(Effect::Nothing);
             }
+            let mut value = data.get("value").cloned().unwrap_or(Value::Null);
+            strip_tokens(&mut value);
             Ok(Effect::PageChange {
                 page,
                 field: strip_nul(field),
-                value: sanitize(data.get("value").cloned().unwrap_or(Value::Null)),
+                value: sanitize(value),
             })
         }
         t => {
@@ -377,14 +385,67 @@ mod tests {
     }
 
     #[test]
-    fn snapshots_never_keep_a_token() {
+    fn snapshots_and_changes_never_keep_a_token_at_any_depth() {
         let e = event(
             EventType::PageSnapshot,
-            json!({"id": "p1", "access_token": "secret"}),
+            json!({"id": "p1", "access_token": "secret1", "page": {"id": "p1", "access_token": "secret2"}}),
         );
         let Effect::PageSnapshot { data, .. } = decode(&e).unwrap() else {
             panic!()
         };
-        assert!(data.get("access_token").is_none());
+        assert_eq!(data, json!({"id": "p1", "page": {"id": "p1"}}));
+        let change = event(
+            EventType::PageChange,
+            json!({"field": "page", "value": {"name": "N", "page_access_token": "secret3"}}),
+        );
+        let Effect::PageChange { value, .. } = decode(&change).unwrap() else {
+            panic!()
+        };
+        assert_eq!(value, json!({"name": "N"}));
+        let token_field = event(
+            EventType::PageChange,
+            json!({"field": "page_access_token", "value": "secret4"}),
+        );
+        assert!(matches!(decode(&token_field).unwrap(), Effect::Nothing));
+    }
+
+    fn raw_event(t: EventType, data: &str) -> Event {
+        let mut e = event(t, json!({}));
+        e.data = serde_json::value::RawValue::from_string(data.to_owned()).unwrap();
+        e
+    }
+
+    #[test]
+    fn data_serde_json_refuses_is_read_leniently_not_poison() {
+        let digits = "9".repeat(400);
+        let e = raw_event(
+            EventType::Message,
+            &format!(
+                r#"{{"timestamp":1e400,"message":{{"mid":"m1","text":"hello \ud83d","n":{digits},"attachments":[{{"t":"\udc00","n":-1e400}}]}}}}"#
+            ),
+        );
+        let Effect::Conversation {
+            timestamp_ms,
+            detail: Detail::Message(m),
+            ..
+        } = decode(&e).unwrap()
+        else {
+            panic!("not a message")
+        };
+        assert_eq!(
+            timestamp_ms, 1_700_000_000_000,
+            "an unreadable timestamp is the event's time"
+        );
+        assert_eq!(m.text.as_deref(), Some("hello \u{fffd}"));
+        assert_eq!(
+            m.attachments,
+            Some(json!([{"t": "\u{fffd}", "n": "-1e400"}]))
+        );
+        for t in [EventType::Unknown, EventType::Invalid] {
+            assert!(matches!(
+                decode(&raw_event(t, r#"{"a":"\ud800"}"#)).unwrap(),
+                Effect::Nothing
+            ));
+        }
     }
 }

@@ -479,8 +479,11 @@ pub fn render_page_metadata(
             obj.insert(field, value);
         }
     }
-    obj.remove("access_token");
-    let body = format!("{{\"data\":[{}]}}\n", canonical_json(&Value::Object(obj)));
+    // Stored rows are stripped already; rows stored before tokens were stripped at
+    // every depth are not, and a file must never hold one.
+    let mut page = Value::Object(obj);
+    pagesync_schema::tokens::strip_tokens(&mut page);
+    let body = format!("{{\"data\":[{}]}}\n", canonical_json(&page));
     Some(body.into_bytes())
 }
 
@@ -566,6 +569,28 @@ mod tests {
             "{\"data\":[{\"about\":\"a\",\"id\":\"p1\",\"name\":\"New\"}]}\n"
         );
         assert!(render_page_metadata(&page, None, vec![]).is_none());
+    }
+
+    #[test]
+    fn a_rendered_page_never_holds_a_token_whatever_the_stored_rows_hold() {
+        let page = PageId::parse("p1").unwrap();
+        let bytes = render_page_metadata(
+            &page,
+            Some((
+                json!({"id": "p1", "access_token": "EAAB1", "page": {"access_token": "EAAB2"}}),
+                1,
+            )),
+            vec![(
+                "about".into(),
+                json!({"page_token": "EAAB3", "text": "a"}),
+                2,
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            "{\"data\":[{\"about\":{\"text\":\"a\"},\"id\":\"p1\",\"page\":{}}]}\n"
+        );
     }
 
     #[test]

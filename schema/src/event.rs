@@ -1,5 +1,7 @@
 //! One event and its CloudEvents 1.0 JSON envelope (contract §3).
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -37,20 +39,30 @@ pub enum EnvelopeError {
     Field { field: &'static str, reason: String },
 }
 
+/// The envelope on the wire. Strings are borrowed from the message when they hold
+/// no escape, owned when they do (an id may contain `"` or `\`).
 #[derive(Serialize, Deserialize)]
 struct Wire<'a> {
-    specversion: &'a str,
-    id: &'a str,
-    source: &'a str,
-    #[serde(rename = "type")]
-    ty: &'a str,
-    subject: &'a str,
-    time: &'a str,
-    datacontenttype: &'a str,
-    pageid: &'a str,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    psid: Option<&'a str>,
-    receivedat: &'a str,
+    #[serde(borrow)]
+    specversion: Cow<'a, str>,
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    source: Cow<'a, str>,
+    #[serde(rename = "type", borrow)]
+    ty: Cow<'a, str>,
+    #[serde(borrow)]
+    subject: Cow<'a, str>,
+    #[serde(borrow)]
+    time: Cow<'a, str>,
+    #[serde(borrow)]
+    datacontenttype: Cow<'a, str>,
+    #[serde(borrow)]
+    pageid: Cow<'a, str>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    psid: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    receivedat: Cow<'a, str>,
     #[serde(borrow)]
     data: &'a RawValue,
 }
@@ -77,16 +89,16 @@ impl Event {
         let time = format_time(self.time);
         let received = format_time(self.received_at);
         let wire = Wire {
-            specversion: "1.0",
-            id: self.id.as_str(),
-            source: self.source.as_str(),
-            ty: &ty,
-            subject: self.page_token(),
-            time: &time,
-            datacontenttype: "application/json",
-            pageid: self.page_token(),
-            psid: self.psid.as_ref().map(Psid::as_str),
-            receivedat: &received,
+            specversion: "1.0".into(),
+            id: self.id.as_str().into(),
+            source: self.source.as_str().into(),
+            ty: ty.into(),
+            subject: self.page_token().into(),
+            time: time.into(),
+            datacontenttype: "application/json".into(),
+            pageid: self.page_token().into(),
+            psid: self.psid.as_ref().map(|p| p.as_str().into()),
+            receivedat: received.into(),
             data: &self.data,
         };
         serde_json::to_vec(&wire).expect("an envelope of strings and raw JSON always serialises")
@@ -96,10 +108,10 @@ impl Event {
     pub fn from_json(bytes: &[u8]) -> Result<Self, EnvelopeError> {
         let wire: Wire<'_> = serde_json::from_slice(bytes)?;
         if wire.specversion != "1.0" {
-            return Err(EnvelopeError::SpecVersion(wire.specversion.to_owned()));
+            return Err(EnvelopeError::SpecVersion(wire.specversion.into_owned()));
         }
         let bad = |field: &'static str, reason: String| EnvelopeError::Field { field, reason };
-        let page_id = match wire.pageid {
+        let page_id = match &*wire.pageid {
             NO_PAGE => None,
             p => Some(PageId::parse(p).map_err(|e| bad("pageid", e.to_string()))?),
         };
@@ -115,16 +127,16 @@ impl Event {
         };
         Ok(Self {
             id: EventId::parse(wire.id).map_err(|e| bad("id", e.to_string()))?,
-            event_type: EventType::from_cloudevents_type(wire.ty)
+            event_type: EventType::from_cloudevents_type(&wire.ty)
                 .map_err(|e| bad("type", e.to_string()))?,
             source: wire
                 .source
                 .parse()
-                .map_err(|_| bad("source", wire.source.to_owned()))?,
+                .map_err(|_| bad("source", wire.source.clone().into_owned()))?,
             page_id,
             psid,
-            time: time("time", wire.time)?,
-            received_at: time("receivedat", wire.receivedat)?,
+            time: time("time", &wire.time)?,
+            received_at: time("receivedat", &wire.receivedat)?,
             data: wire.data.to_owned(),
         })
     }
@@ -197,6 +209,37 @@ mod tests {
         assert_eq!(json["pageid"], "_");
         assert!(json.get("psid").is_none());
         assert_eq!(e.subject(&"fb".parse().unwrap()), "fb._.unparsed");
+    }
+
+    #[test]
+    fn ids_with_quotes_and_backslashes_round_trip() {
+        let mut e = sample();
+        e.id = EventId::parse(r#"m_q"uo\te"#).unwrap();
+        let back = Event::from_json(&e.to_json()).unwrap();
+        assert_eq!(back.id, e.id);
+        assert_eq!(back.msg_id(), r#"pagesync/ingest:m_q"uo\te"#);
+    }
+
+    #[test]
+    fn envelope_strings_with_escapes_are_read() {
+        let json = String::from_utf8(sample().to_json())
+            .unwrap()
+            .replace(r#""id":"m_abc123""#, r#""id":"m_\u0061bc\/123""#)
+            .replace(
+                r#""source":"pagesync/ingest""#,
+                r#""source":"pagesync\/ingest""#,
+            );
+        let e = Event::from_json(json.as_bytes()).unwrap();
+        assert_eq!(e.id.as_str(), "m_abc/123");
+        assert_eq!(e.source, Source::Ingest);
+    }
+
+    #[test]
+    fn data_that_serde_json_cannot_read_is_carried_verbatim() {
+        let mut e = sample();
+        let data = r#"{"t":"hello \ud83d","n":1e400}"#;
+        e.data = RawValue::from_string(data.into()).unwrap();
+        assert_eq!(Event::from_json(&e.to_json()).unwrap().data.get(), data);
     }
 
     #[test]

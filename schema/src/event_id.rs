@@ -1,8 +1,7 @@
 //! Event id rules (contract §3): the same fact gets the same id however it arrives.
 
-use serde_json::Value;
-
-use crate::canonical::{canonical_json, sha256_hex};
+use crate::canonical::sha256_hex;
+use crate::lenient::JsonRef;
 use crate::{EventId, EventType, PageId, Psid};
 
 /// `message`, `message_echo`: the `mid`, when it is a usable id.
@@ -18,13 +17,19 @@ pub fn for_receipt(kind: EventType, page: &PageId, psid: &Psid, watermark: i64) 
 
 /// `page_change`: `change:<page>:<field>:<time ms>:<sha256 of the value's canonical JSON>`.
 /// A field name that is not a safe token is hashed too, so the id stays printable.
-pub fn for_page_change(page: &PageId, field: &str, time_ms: i64, value: &Value) -> EventId {
+/// `value` is a `&serde_json::Value` or a lossless [`JsonRef`].
+pub fn for_page_change<'a>(
+    page: &PageId,
+    field: &str,
+    time_ms: i64,
+    value: impl Into<JsonRef<'a>>,
+) -> EventId {
     let field = if crate::ids::is_safe_token(field) {
         field.to_owned()
     } else {
         sha256_hex(field.as_bytes())
     };
-    let value_hash = sha256_hex(canonical_json(value).as_bytes());
+    let value_hash = sha256_hex(value.into().canonical().as_bytes());
     known_good(format!("change:{page}:{field}:{time_ms}:{value_hash}"))
 }
 
@@ -44,13 +49,21 @@ pub fn for_unparsed(body: &[u8]) -> EventId {
 }
 
 /// Every other type: `<type>:<sha256 of the page id, a newline, and the item's canonical JSON>`.
-/// `page` is the page id as received (or `_`), so two invalid ids never collapse.
-pub fn hashed(kind: EventType, page: &str, item: &Value) -> EventId {
-    let mut material = String::with_capacity(page.len() + 1 + 256);
-    material.push_str(page);
-    material.push('\n');
-    material.push_str(&canonical_json(item));
-    known_good(format!("{kind}:{}", sha256_hex(material.as_bytes())))
+/// `page` is the page id as received (or `_`), so two invalid ids never collapse: its
+/// bytes as [`JsonRef::id_bytes`] gives them. `item` is a `&serde_json::Value` or a
+/// lossless [`JsonRef`] (an item serde_json cannot read keeps its own id).
+pub fn hashed<'a>(
+    kind: EventType,
+    page: impl AsRef<[u8]>,
+    item: impl Into<JsonRef<'a>>,
+) -> EventId {
+    let page = page.as_ref();
+    let canonical = item.into().canonical();
+    let mut material = Vec::with_capacity(page.len() + 1 + canonical.len());
+    material.extend_from_slice(page);
+    material.push(b'\n');
+    material.extend_from_slice(canonical.as_bytes());
+    known_good(format!("{kind}:{}", sha256_hex(&material)))
 }
 
 /// Ids assembled here only from validated tokens, numbers and hex.
@@ -61,6 +74,7 @@ fn known_good(s: String) -> EventId {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::canonical::canonical_json;
     use serde_json::json;
 
     fn page() -> PageId {
@@ -103,6 +117,36 @@ mod tests {
         );
         let expected = sha256_hex(b"101\n{\"a\":1,\"b\":2}");
         assert_eq!(a.as_str(), format!("reaction:{expected}"));
+    }
+
+    #[test]
+    fn items_serde_json_cannot_read_keep_ids_of_their_own() {
+        let read = |t: &str| crate::lenient::Lenient::parse(t).unwrap();
+        let (a, b) = (read(r#"{"t":"\ud83d"}"#), read(r#"{"t":"\udc00"}"#));
+        let ida = hashed(EventType::Unknown, "101", a.view());
+        assert_ne!(ida, hashed(EventType::Unknown, "101", b.view()));
+        assert_eq!(
+            ida,
+            hashed(
+                EventType::Unknown,
+                "101",
+                read(r#"{ "t" : "\uD83D" }"#).view()
+            )
+        );
+        let expected = sha256_hex(b"101\n{\"t\":\"\\ud83d\"}");
+        assert_eq!(ida.as_str(), format!("unknown:{expected}"));
+        // What serde_json reads has the id it always had.
+        let plain = read(r#"{"b": 2, "a": [1.50, "\u00e4"]}"#);
+        assert_eq!(
+            hashed(EventType::Unknown, "101", plain.view()),
+            hashed(EventType::Unknown, "101", plain.value())
+        );
+        let value = json!({"b": 2, "a": [1.5, "ä"]});
+        let material = format!("101\n{}", canonical_json(&value));
+        assert_eq!(
+            hashed(EventType::Unknown, "101", plain.view()).as_str(),
+            format!("unknown:{}", sha256_hex(material.as_bytes()))
+        );
     }
 
     #[test]

@@ -12,6 +12,11 @@ use serde::{Deserialize, Serialize};
 pub enum IdError {
     #[error("{kind} must be 1 to 64 characters of A-Z, a-z, 0-9, '_' or '-'")]
     NotAToken { kind: &'static str },
+    #[error("{kind} {value:?} is reserved")]
+    Reserved {
+        kind: &'static str,
+        value: &'static str,
+    },
     #[error("event id must be 1 to {max} printable characters without spaces", max = EventId::MAX_LEN)]
     BadEventId,
 }
@@ -24,7 +29,7 @@ pub fn is_safe_token(s: &str) -> bool {
 }
 
 macro_rules! token_id {
-    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, reserved: [$($reserved:expr),*]) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
         #[serde(transparent)]
@@ -33,11 +38,13 @@ macro_rules! token_id {
         impl $name {
             pub fn parse(s: impl Into<String>) -> Result<Self, IdError> {
                 let s = s.into();
-                if is_safe_token(&s) {
-                    Ok(Self(s))
-                } else {
-                    Err(IdError::NotAToken { kind: $kind })
+                if !is_safe_token(&s) {
+                    return Err(IdError::NotAToken { kind: $kind });
                 }
+                $(if s == $reserved {
+                    return Err(IdError::Reserved { kind: $kind, value: $reserved });
+                })*
+                Ok(Self(s))
             }
 
             pub fn as_str(&self) -> &str {
@@ -74,14 +81,18 @@ macro_rules! token_id {
 }
 
 token_id!(
-    /// A Facebook Page id.
+    /// A Facebook Page id. `_` is not one: it is the subject token of events
+    /// without a page ([`crate::NO_PAGE`]).
     PageId,
-    "page id"
+    "page id",
+    reserved: [crate::NO_PAGE]
 );
 token_id!(
-    /// A page-scoped id of a customer (PSID).
+    /// A page-scoped id of a customer (PSID). Only a file name and a column, so
+    /// no token is reserved.
     Psid,
-    "psid"
+    "psid",
+    reserved: []
 );
 
 /// The `id` of an event and, prefixed by its source, its `Nats-Msg-Id`.
@@ -145,6 +156,19 @@ mod tests {
             assert!(PageId::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert!(Psid::parse("1".repeat(64)).is_ok());
+    }
+
+    #[test]
+    fn underscore_means_no_page_so_it_is_no_page_id() {
+        assert_eq!(
+            PageId::parse("_"),
+            Err(IdError::Reserved {
+                kind: "page id",
+                value: "_"
+            })
+        );
+        assert!(PageId::parse("__").is_ok());
+        assert!(serde_json::from_str::<PageId>("\"_\"").is_err());
     }
 
     #[test]

@@ -7,8 +7,12 @@ pub mod event_id;
 pub mod event_type;
 pub mod fbtime;
 pub mod ids;
+pub mod lenient;
 pub mod migrations;
 pub mod stream;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
+pub mod tokens;
 
 pub use event::{EnvelopeError, Event, NO_PAGE};
 pub use event_type::{EventType, Source};

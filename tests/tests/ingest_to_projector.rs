@@ -1,9 +1,9 @@
 //! End to end: a signed webhook delivery through ingest, then the projector: every
 //! event type lands in Postgres and in the files (contract §2–§4).
 
-use pagesync_ingest::signature::AppSecret;
-use pagesync_runtime::CancellationToken;
-use pagesync_testkit::{TestDb, TestNats};
+mod common;
+
+use common::{Pipeline, walk};
 use serde_json::{Value, json};
 
 const PAGE: &str = "424242";
@@ -43,52 +43,13 @@ fn delivery() -> Value {
 #[tokio::test]
 async fn a_signed_delivery_of_every_type_reaches_the_database_and_the_files() {
     // Arrange
-    let nats = TestNats::new().await;
-    let db = TestDb::new().await;
-    let dir = pagesync_testkit::temp_dir();
-    let mut ingest_cfg: pagesync_ingest::Config = pagesync_runtime::config::parse_from([
-        "ingest",
-        "--ingest-addr",
-        "127.0.0.1:0",
-        "--facebook-app-secret",
-        "e2e-secret",
-        "--facebook-verify-token",
-        "e2e-verify",
-    ])
-    .unwrap();
-    ingest_cfg.nats = nats.config();
-    let signer = AppSecret::new(&ingest_cfg.facebook_app_secret);
-    let ingest = pagesync_ingest::App::build(ingest_cfg).await.unwrap();
-    let url = format!("http://{}/facebook/webhook", ingest.local_addr());
-    let stop = CancellationToken::new();
-    let server = tokio::spawn(ingest.run_until_stopped(stop.clone()));
+    let p = Pipeline::start().await;
     let body = serde_json::to_vec(&delivery()).unwrap();
 
     // Act
-    let answer = reqwest::Client::new()
-        .post(&url)
-        .header("X-Hub-Signature-256", signer.sign(&body))
-        .header("Content-Type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 200);
-    let mut cfg: pagesync_projector::Config =
-        pagesync_runtime::config::parse_from(["projector"]).unwrap();
-    cfg.nats = nats.config();
-    cfg.database = db.config();
-    cfg.data_dir = dir.path().to_owned();
-    cfg.projector_addr = "127.0.0.1:0".parse().unwrap();
-    cfg.projector_fetch_expiry = std::time::Duration::from_millis(200);
-    let report = pagesync_projector::App::build(cfg)
-        .await
-        .unwrap()
-        .drain(CancellationToken::new())
-        .await
-        .unwrap();
-    stop.cancel();
-    server.await.unwrap().unwrap();
+    assert_eq!(p.post_signed(body).await, 200);
+    let report = p.drain().await;
+    let (db, dir) = (&p.db, &p.dir);
 
     // Assert: the database
     let client = db.client().await;
@@ -161,16 +122,4 @@ async fn a_signed_delivery_of_every_type_reaches_the_database_and_the_files() {
         2,
         "only the page and the valid conversation have files: {all:?}"
     );
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        if entry.path().is_dir() {
-            out.extend(walk(&entry.path()));
-        } else {
-            out.push(entry.path());
-        }
-    }
-    out
 }

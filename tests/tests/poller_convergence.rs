@@ -1,11 +1,12 @@
 //! Polled messages converge with webhook copies: one row, one file entry, and the
 //! webhook's copy wins (contract §3).
 
+mod common;
+
 use chrono::{TimeZone, Utc};
 use pagesync_crypto::{EncryptionKey, OldKeys, TokenCipher};
 use pagesync_fake_graph::{FakeGraph, FakeMessage};
 use pagesync_poller::test_support::{self, GraphApp};
-use pagesync_runtime::CancellationToken;
 use pagesync_schema::{Event, EventId, EventType, PageId, Psid, Publisher, Source};
 use pagesync_testkit::{TestDb, TestNats};
 use serde_json::{Value, json};
@@ -56,19 +57,7 @@ impl World {
     }
 
     async fn drain(&self) {
-        let mut cfg: pagesync_projector::Config =
-            pagesync_runtime::config::parse_from(["projector"]).unwrap();
-        cfg.nats = self.nats.config();
-        cfg.database = self.db.config();
-        cfg.data_dir = self.dir.path().to_owned();
-        cfg.projector_addr = "127.0.0.1:0".parse().unwrap();
-        cfg.projector_fetch_expiry = std::time::Duration::from_millis(200);
-        pagesync_projector::App::build(cfg)
-            .await
-            .unwrap()
-            .drain(CancellationToken::new())
-            .await
-            .unwrap();
+        common::drain(&self.nats, &self.db, self.dir.path()).await;
     }
 
     /// What ingest publishes for the same message arriving by webhook.

@@ -1,5 +1,6 @@
 use super::*;
-use pagesync_schema::canonical::sha256_hex;
+use pagesync_schema::canonical::{canonical_json, sha256_hex};
+use pagesync_schema::testing::{self, Model};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -188,16 +189,55 @@ fn numeric_ids_and_string_timestamps_are_read_leniently() {
 }
 
 #[test]
-fn unsafe_ids_make_invalid_events_without_page_or_psid() {
-    for (page, psid) in [("../../etc", PSID), (PAGE, "a/b"), (PAGE, "")] {
+fn unsafe_ids_make_invalid_events_that_keep_a_valid_page() {
+    for (page, psid, kept) in [
+        ("../../etc", PSID, None),
+        ("_", PSID, None),
+        (PAGE, "a/b", Some(PAGE)),
+        (PAGE, "", Some(PAGE)),
+    ] {
         let body = json!({"object": "page", "entry": [{"id": page, "messaging": [
             {"sender": {"id": psid}, "recipient": {"id": page}, "message": {"mid": "m_x"}}]}]});
         let e = one(&body);
         assert_eq!(e.event_type, EventType::Invalid, "{page} {psid}");
-        assert!(e.page_id.is_none() && e.psid.is_none());
+        assert_eq!(
+            e.page_id.as_ref().map(PageId::as_str),
+            kept,
+            "{page} {psid}"
+        );
+        assert!(e.psid.is_none());
     }
     let no_sender = messaging(json!({"recipient": {"id": PAGE}, "message": {"mid": "m"}}));
-    assert_eq!(one(&no_sender).event_type, EventType::Invalid);
+    let e = one(&no_sender);
+    assert_eq!(e.event_type, EventType::Invalid);
+    assert_eq!(e.page_id.unwrap().as_str(), PAGE);
+}
+
+#[test]
+fn an_entry_whose_id_is_underscore_has_no_page() {
+    let body = json!({"object": "page", "entry": [{"id": "_", "time": 1, "messaging": [
+        inbound(json!({"message": {"mid": "m_u"}}))], "changes": [{"field": "name", "value": "x"}]}]});
+    let events = split_json(&body);
+    assert_eq!(events.len(), 2);
+    for e in &events {
+        assert_eq!(e.event_type, EventType::Invalid);
+        assert!(e.page_id.is_none());
+    }
+}
+
+#[test]
+fn an_unknown_messaging_item_takes_its_own_timestamp_before_the_entrys_time() {
+    let item = inbound(json!({"account_linking": {"status": "linked"}}));
+    let body = json!({"object": "page", "entry": [{"id": PAGE, "time": 1458692700000_i64, "messaging": [item]}]});
+    let e = one(&body);
+    assert_eq!(e.event_type, EventType::Unknown);
+    assert_eq!(e.time.timestamp_millis(), 1458692752478);
+    let body = json!({"object": "page", "entry": [{"id": PAGE, "time": 1458692752478_i64, "messaging": [
+        {"sender": {"id": PSID}, "timestamp": "1527459824", "account_linking": {}}]}]});
+    assert_eq!(one(&body).time.timestamp_millis(), 1527459824000);
+    let untimed = json!({"object": "page", "entry": [{"id": PAGE, "time": 1458692752000_i64, "messaging": [
+        {"sender": {"id": PSID}, "account_linking": {}}]}]});
+    assert_eq!(one(&untimed).time.timestamp_millis(), 1458692752000);
 }
 
 #[test]
@@ -309,5 +349,91 @@ proptest! {
         }).collect();
         let events = split_json(&json!({"object": "page", "entry": entry_values}));
         prop_assert_eq!(events.len(), expected);
+    }
+}
+
+/// Top-level keys of generated messaging items: the hashed types, an unknown one,
+/// and the parties. (Not `message`, `delivery`, `read`: their ids come from a field.)
+const ITEM_KEYS: &[&str] = &[
+    "sender",
+    "recipient",
+    "timestamp",
+    "postback",
+    "reaction",
+    "optin",
+    "referral",
+    "message_edit",
+    "account_linking",
+];
+
+fn item_keys_are_hashed(m: &Model) -> bool {
+    let Model::Obj(members) = m else { return true };
+    members.iter().all(|(k, _)| {
+        !["message", "delivery", "read"].contains(&String::from_utf16_lossy(k).as_str())
+    })
+}
+
+/// A generated text without the whitespace around it, as a delivery's slice holds it.
+fn json_trim(text: &str) -> &str {
+    text.trim_matches([' ', '\t', '\n', '\r'])
+}
+
+/// Items, some sent twice as the same bytes and some as another text of the same value.
+fn arb_items() -> impl Strategy<Value = Vec<(Model, String)>> {
+    let item = testing::arb_object(ITEM_KEYS)
+        .prop_filter("hashed types", |(m, _)| item_keys_are_hashed(m));
+    (prop::collection::vec(item, 1..8), any::<u64>()).prop_map(|(mut items, seed)| {
+        let n = items.len();
+        let (first, other) = (items[0].clone(), items[n - 1].0.clone());
+        items.push(first);
+        let text = other.to_text(seed);
+        items.push((other, text));
+        items
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn every_item_has_its_own_event_and_id_and_keeps_its_bytes(items in arb_items()) {
+        let texts: Vec<&str> = items.iter().map(|(_, t)| t.as_str()).collect();
+        let body = format!(
+            r#"{{"object":"page","entry":[{{"id":"{PAGE}","time":1,"messaging":[{}]}}]}}"#,
+            texts.join(",")
+        );
+        let events = split(body.as_bytes(), now());
+        prop_assert_eq!(events.len(), items.len());
+        for (e, (_, text)) in events.iter().zip(&items) {
+            prop_assert_eq!(e.data.get(), json_trim(text), "the item's slice of the body");
+            if let Ok(v) = serde_json::from_str::<Value>(text) {
+                // What serde_json reads keeps the id it always had.
+                let material = format!("{PAGE}\n{}", canonical_json(&v));
+                prop_assert_eq!(e.id.as_str(), format!("{}:{}", e.event_type, sha256_hex(material.as_bytes())));
+                prop_assert_eq!(Lenient::parse(text).unwrap().view().canonical(), canonical_json(&v));
+            }
+        }
+        for (i, (a, _)) in items.iter().enumerate() {
+            for (j, (b, _)) in items.iter().enumerate().skip(i + 1) {
+                let same = a.normal() == b.normal();
+                prop_assert_eq!(events[i].id == events[j].id, same, "items {} and {}: {} / {}", i, j, texts[i], texts[j]);
+            }
+        }
+    }
+
+    #[test]
+    fn values_of_any_kind_in_any_list_never_panic_and_yield_one_event_each(
+        lists in prop::collection::vec(prop::collection::vec(testing::arb_json(), 0..4), 3),
+        entry_id in testing::arb_json(),
+    ) {
+        let text = |l: &Vec<(Model, String)>| l.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>().join(",");
+        let body = format!(
+            r#"{{"object":"page","entry":[{{"id":{},"time":1e400,"messaging":[{}],"standby":[{}],"changes":[{}]}}]}}"#,
+            entry_id.1, text(&lists[0]), text(&lists[1]), text(&lists[2])
+        );
+        let events = split(body.as_bytes(), now());
+        let sent: Vec<&str> = lists.iter().flatten().map(|(_, t)| json_trim(t)).collect();
+        let data: Vec<&str> = events.iter().map(|e| e.data.get()).collect();
+        prop_assert_eq!(data, sent);
     }
 }

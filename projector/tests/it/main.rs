@@ -2,6 +2,7 @@
 
 mod apply;
 mod failures;
+mod lenient;
 mod logs;
 mod migrate;
 mod property;

@@ -36,7 +36,9 @@ fn build(kind: u8, page: u8, psid_n: u8, ts: i64, v: u8) -> Event {
             at,
             &format!("r{v}"),
         ),
-        3 => status(&page, &psid, v.is_multiple_of(2), at),
+        // The status follows from what its id is made of: copies under one id are
+        // equal, since between copies of one source the first applied wins.
+        3 => status(&page, &psid, (ts + i64::from(psid_n)) % 2 == 0, at),
         4 => {
             let (ty, key) = if v.is_multiple_of(2) {
                 (EventType::Delivery, "delivery")
