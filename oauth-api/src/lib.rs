@@ -6,6 +6,7 @@ pub mod config;
 pub mod connect;
 pub mod error;
 mod headers;
+pub mod inbox;
 pub mod integrations;
 pub mod login;
 mod metrics;

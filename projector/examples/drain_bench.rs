@@ -51,6 +51,7 @@ fn event(i: usize) -> Event {
         source: Source::Ingest,
         page_id: Some(PageId::parse(page).unwrap()),
         psid: Some(Psid::parse(psid).unwrap()),
+        platform: pagesync_schema::Platform::Messenger,
         time: chrono::DateTime::from_timestamp_millis(ts).unwrap(),
         received_at: chrono::DateTime::from_timestamp_millis(ts).unwrap(),
         data: serde_json::value::to_raw_value(&data).unwrap(),

@@ -293,6 +293,7 @@ mod tests {
             source: Source::Ingest,
             page_id: Some(PageId::parse("p1").unwrap()),
             psid: t.is_messaging().then(|| Psid::parse("u1").unwrap()),
+            platform: pagesync_schema::Platform::Messenger,
             time: pagesync_schema::fbtime::from_millis(1_700_000_000_000).unwrap(),
             received_at: pagesync_schema::fbtime::from_millis(1_700_000_000_000).unwrap(),
             data: serde_json::value::to_raw_value(&data).unwrap(),

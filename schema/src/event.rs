@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::fbtime::format_time;
-use crate::{EventId, EventType, PageId, Psid, Source, SubjectPrefix};
+use crate::{EventId, EventType, PageId, Platform, Psid, Source, SubjectPrefix};
 
 /// The page token of subjects and envelopes for events without a valid page id.
 pub const NO_PAGE: &str = "_";
@@ -22,6 +22,8 @@ pub struct Event {
     pub page_id: Option<PageId>,
     /// Set on messaging types: the customer's page-scoped id.
     pub psid: Option<Psid>,
+    /// Messenger, or Instagram for the page's linked account (v3 §8).
+    pub platform: Platform,
     /// The event's own time.
     pub time: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
@@ -61,6 +63,9 @@ struct Wire<'a> {
     pageid: Cow<'a, str>,
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     psid: Option<Cow<'a, str>>,
+    /// Absent in envelopes written before contract v3: those are Messenger's.
+    #[serde(default, borrow)]
+    platform: Option<Cow<'a, str>>,
     #[serde(borrow)]
     receivedat: Cow<'a, str>,
     #[serde(borrow)]
@@ -98,6 +103,7 @@ impl Event {
             datacontenttype: "application/json".into(),
             pageid: self.page_token().into(),
             psid: self.psid.as_ref().map(|p| p.as_str().into()),
+            platform: Some(self.platform.as_str().into()),
             receivedat: received.into(),
             data: &self.data,
         };
@@ -120,6 +126,12 @@ impl Event {
             .map(Psid::parse)
             .transpose()
             .map_err(|e| bad("psid", e.to_string()))?;
+        let platform = wire
+            .platform
+            .map(|p| p.parse::<Platform>())
+            .transpose()
+            .map_err(|e| bad("platform", e.to_string()))?
+            .unwrap_or_default();
         let time = |field, s: &str| {
             DateTime::parse_from_rfc3339(s)
                 .map(|t| t.with_timezone(&Utc))
@@ -135,6 +147,7 @@ impl Event {
                 .map_err(|_| bad("source", wire.source.clone().into_owned()))?,
             page_id,
             psid,
+            platform,
             time: time("time", &wire.time)?,
             received_at: time("receivedat", &wire.receivedat)?,
             data: wire.data.to_owned(),
@@ -153,6 +166,7 @@ mod tests {
             source: Source::Ingest,
             page_id: Some(PageId::parse("101368371725791").unwrap()),
             psid: Some(Psid::parse("123456789").unwrap()),
+            platform: Platform::Messenger,
             time: crate::fbtime::from_millis(1697051234567).unwrap(),
             received_at: crate::fbtime::from_millis(1700000000123).unwrap(),
             data: RawValue::from_string(
@@ -173,6 +187,7 @@ mod tests {
         assert_eq!(json["subject"], "101368371725791");
         assert_eq!(json["pageid"], "101368371725791");
         assert_eq!(json["psid"], "123456789");
+        assert_eq!(json["platform"], "messenger");
         assert_eq!(json["time"], "2023-10-11T19:07:14.567Z");
         assert_eq!(json["datacontenttype"], "application/json");
         assert!(
@@ -195,6 +210,7 @@ mod tests {
         assert_eq!(back.event_type, e.event_type);
         assert_eq!(back.page_id, e.page_id);
         assert_eq!(back.psid, e.psid);
+        assert_eq!(back.platform, e.platform);
         assert_eq!(back.time, e.time);
         assert_eq!(back.data.get(), e.data.get());
     }
@@ -240,6 +256,23 @@ mod tests {
         let data = r#"{"t":"hello \ud83d","n":1e400}"#;
         e.data = RawValue::from_string(data.into()).unwrap();
         assert_eq!(Event::from_json(&e.to_json()).unwrap().data.get(), data);
+    }
+
+    #[test]
+    fn envelopes_from_before_v3_are_messenger_and_unknown_platforms_are_refused() {
+        let mut json: serde_json::Value = serde_json::from_slice(&sample().to_json()).unwrap();
+        json.as_object_mut().unwrap().remove("platform");
+        let e = Event::from_json(json.to_string().as_bytes()).unwrap();
+        assert_eq!(e.platform, Platform::Messenger);
+        json["platform"] = "whatsapp".into();
+        let err = Event::from_json(json.to_string().as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("platform"), "{err}");
+        let mut ig = sample();
+        ig.platform = Platform::Instagram;
+        assert_eq!(
+            Event::from_json(&ig.to_json()).unwrap().platform,
+            Platform::Instagram
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod fbtime;
 pub mod ids;
 pub mod lenient;
 pub mod migrations;
+pub mod platform;
 pub mod stream;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
@@ -17,6 +18,7 @@ pub mod tokens;
 pub use event::{EnvelopeError, Event, NO_PAGE};
 pub use event_type::{EventType, Source};
 pub use ids::{EventId, IdError, PageId, Psid};
+pub use platform::{Platform, UnknownPlatform};
 pub use stream::{
     PublishError, PublishReport, Publisher, StreamName, StreamSpec, SubjectPrefix, ensure_stream,
 };

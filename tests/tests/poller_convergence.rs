@@ -71,6 +71,7 @@ impl World {
             source: Source::Ingest,
             page_id: Some(PageId::parse(PAGE).unwrap()),
             psid: Some(Psid::parse(PSID).unwrap()),
+            platform: pagesync_schema::Platform::Messenger,
             time: t,
             received_at: Utc::now(),
             data: serde_json::value::to_raw_value(&data).unwrap(),

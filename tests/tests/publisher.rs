@@ -13,6 +13,7 @@ fn event(n: usize) -> Event {
         source: Source::Poller,
         page_id: Some(PageId::parse("101").unwrap()),
         psid: None,
+        platform: pagesync_schema::Platform::Messenger,
         time: chrono::Utc::now(),
         received_at: chrono::Utc::now(),
         data: serde_json::value::to_raw_value(&serde_json::json!({"n": n})).unwrap(),

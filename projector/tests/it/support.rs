@@ -200,6 +200,7 @@ pub fn event(
         source,
         page_id: Some(PageId::parse(page).unwrap()),
         psid: psid.map(|p| Psid::parse(p).unwrap()),
+        platform: pagesync_schema::Platform::Messenger,
         time: chrono::DateTime::from_timestamp_millis(time_ms).unwrap(),
         received_at: chrono::DateTime::from_timestamp_millis(time_ms + 5).unwrap(),
         data: serde_json::value::to_raw_value(&data).unwrap(),

@@ -1,0 +1,4 @@
+//! The inbox API (contract §6, docs/inbox.md): conversations, their messages,
+//! replies through the Send API, open/closed status and live updates.
+
+pub mod window;
