@@ -15,6 +15,25 @@ pub struct TestNats {
     pub js: jetstream::Context,
 }
 
+/// A stream that is never deleted, so the account always has one.
+///
+/// nats-server 2.9 removes the account's `streams` directory when its last stream
+/// is deleted; a stream created at that moment by a test running beside fails with
+/// "error creating store for stream" (10049). With this stream in place the
+/// directory stays. It holds no messages (nothing publishes to its subject).
+const ANCHOR_STREAM: &str = "PAGESYNC_TESTKIT_ANCHOR";
+
+async fn keep_stream_directory(js: &jetstream::Context) {
+    js.get_or_create_stream(jetstream::stream::Config {
+        name: ANCHOR_STREAM.into(),
+        subjects: vec!["pagesync-testkit-anchor".into()],
+        max_messages: 1,
+        ..Default::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("create the testkit's anchor stream: {e}"));
+}
+
 impl TestNats {
     /// On the server at `NATS_URL`.
     pub async fn new() -> Self {
@@ -28,6 +47,7 @@ impl TestNats {
             .await
             .unwrap_or_else(|e| panic!("tests need NATS with JetStream at {url}: {e}"));
         let js = jetstream::new(client.clone());
+        keep_stream_directory(&js).await;
         Self {
             url: url.to_owned(),
             stream: format!("T_{suffix}").parse().expect("valid stream name"),
