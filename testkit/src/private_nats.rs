@@ -1,5 +1,5 @@
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -12,14 +12,23 @@ pub struct PrivateNats {
 }
 
 impl PrivateNats {
+    /// Starts a server on a port the server itself takes from the OS (`-p -1`),
+    /// read back from its ports file, so no other process can take it in between.
     pub async fn start() -> Self {
-        let port = free_port();
-        let mut nats = Self {
+        let store = crate::temp_dir();
+        let child = spawn(&store.path().join("js"), "-1", Some(store.path()));
+        let port = crate::wait::until_some(
+            Duration::from_secs(10),
+            "private nats-server writes its ports file",
+            || async { read_ports_file(store.path()) },
+        )
+        .await;
+        let nats = Self {
             port,
-            store: crate::temp_dir(),
-            child: None,
+            store,
+            child: Some(child),
         };
-        nats.restart().await;
+        nats.wait_until_it_answers().await;
         nats
     }
 
@@ -39,21 +48,11 @@ impl PrivateNats {
     pub async fn restart(&mut self) {
         self.stop();
         let store: PathBuf = self.store.path().join("js");
-        let child = Command::new("nats-server")
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-sd",
-            ])
-            .arg(&store)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tests that restart NATS need nats-server on PATH");
-        self.child = Some(child);
+        self.child = Some(spawn(&store, &self.port.to_string(), None));
+        self.wait_until_it_answers().await;
+    }
+
+    async fn wait_until_it_answers(&self) {
         let url = self.url();
         crate::wait::until(
             Duration::from_secs(10),
@@ -77,6 +76,30 @@ impl Drop for PrivateNats {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+fn spawn(store: &Path, port: &str, ports_file_dir: Option<&Path>) -> Child {
+    let mut cmd = Command::new("nats-server");
+    cmd.args(["-js", "-a", "127.0.0.1", "-p", port, "-sd"])
+        .arg(store);
+    if let Some(dir) = ports_file_dir {
+        cmd.arg("--ports_file_dir").arg(dir);
+    }
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tests that restart NATS need nats-server on PATH")
+}
+
+/// The client port in `<dir>/nats-server_<pid>.ports` (`{"nats": ["nats://host:port"]}`).
+fn read_ports_file(dir: &Path) -> Option<u16> {
+    let file = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .find(|e| e.path().extension().is_some_and(|x| x == "ports"))?;
+    let ports: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(file.path()).ok()?).ok()?;
+    ports["nats"][0].as_str()?.rsplit(':').next()?.parse().ok()
 }
 
 /// A port the OS just handed out; free again once the listener is dropped.
