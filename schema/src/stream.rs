@@ -131,7 +131,7 @@ pub async fn ensure_stream(
             }
             Ok(existing)
         }
-        Err(_) => match js.create_stream(wanted).await {
+        Err(e) if stream_missing(&e) => match js.create_stream(wanted).await {
             Ok(s) => Ok(s),
             // Another service created it between our lookup and our create.
             Err(create_err) => js
@@ -139,7 +139,15 @@ pub async fn ensure_stream(
                 .await
                 .map_err(|_| err(&create_err)),
         },
+        // NATS unreachable, a timeout, no JetStream: not a reason to create anything.
+        Err(e) => Err(err(&e)),
     }
+}
+
+fn stream_missing(e: &jetstream::context::GetStreamError) -> bool {
+    use jetstream::ErrorCode;
+    use jetstream::context::GetStreamErrorKind;
+    matches!(e.kind(), GetStreamErrorKind::JetStream(js) if js.error_code() == ErrorCode::STREAM_NOT_FOUND)
 }
 
 /// What JetStream said about a set of publishes.
