@@ -17,7 +17,13 @@ async fn main() -> anyhow::Result<()> {
             report.current,
             report.failed.len()
         );
-        std::process::exit(if report.failed.is_empty() { 0 } else { 1 });
+        // Returning (rather than exiting) lets the telemetry guard flush.
+        anyhow::ensure!(
+            report.failed.is_empty(),
+            "{} token(s) could not be re-encrypted: see the log",
+            report.failed.len()
+        );
+        return Ok(());
     }
     let shutdown = pagesync_runtime::shutdown::on_signals();
     let app = App::build(config).await.context("starting oauth-api")?;
