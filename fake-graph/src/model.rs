@@ -86,7 +86,10 @@ pub(crate) struct FakePage {
 pub struct SentMessage {
     pub page_id: String,
     pub psid: String,
+    /// Empty for an attachment.
     pub text: String,
+    /// `(type, url)` of an attachment sent by URL.
+    pub attachment: Option<(String, String)>,
     pub messaging_type: String,
     pub tag: Option<String>,
     pub message_id: String,
