@@ -516,7 +516,15 @@ impl GraphClient {
                 Some(4) | Some(17) => APP_SCOPE.to_owned(),
                 _ => scope,
             };
-            self.block(scope, regain.unwrap_or(self.inner.cfg.retry.throttle_pause));
+            // Send API limits are per second: without Facebook's estimate a send
+            // backs off like any retry instead of pausing the page for minutes.
+            let pause = match call.kind {
+                CallKind::Repeatable => Some(regain.unwrap_or(self.inner.cfg.retry.throttle_pause)),
+                CallKind::Send => regain,
+            };
+            if let Some(pause) = pause {
+                self.block(scope, pause);
+            }
             tracing::warn!(url = %shown, status, code = ?code, "Graph API throttled; pausing calls");
         }
         Err(err)

@@ -4,8 +4,10 @@
 mod connect;
 mod database;
 mod headers;
+mod inbox_write_support;
 mod integrations;
 mod keys;
+mod reply;
 mod secrets;
 mod sessions;
 mod state;
