@@ -1,7 +1,11 @@
 //! CORS for a CRM front end on another origin (contract §6, docs/inbox.md "CORS"):
 //! tower-http's layer, configured from `CORS_ALLOWED_ORIGINS`.
 
+use axum::Router;
+use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::Response;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// The origins allowed to call the API from a browser, each `scheme://host[:port]`.
@@ -13,9 +17,46 @@ impl AllowedOrigins {
         self.0.is_empty()
     }
 
+    /// `router` with CORS for the listed origins: tower-http answers their
+    /// preflights and marks their answers; any other origin's answer carries no
+    /// `Access-Control-*` header at all (tower-http would still add the allowed
+    /// methods and headers to it). Nothing is listed: `router` unchanged.
+    pub fn apply(&self, router: Router) -> Router {
+        let Some(layer) = self.layer() else {
+            return router;
+        };
+        let listed = self.clone();
+        router.layer(layer).layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| {
+                let listed = listed.clone();
+                async move { listed.only_for_listed(req, next).await }
+            },
+        ))
+    }
+
+    async fn only_for_listed(&self, req: Request, next: Next) -> Response {
+        let allowed = req
+            .headers()
+            .get(header::ORIGIN)
+            .is_some_and(|o| self.0.contains(o));
+        let mut resp = next.run(req).await;
+        if !allowed {
+            let cors: Vec<HeaderName> = resp
+                .headers()
+                .keys()
+                .filter(|k| k.as_str().starts_with("access-control-"))
+                .cloned()
+                .collect();
+            for name in cors {
+                resp.headers_mut().remove(name);
+            }
+        }
+        resp
+    }
+
     /// The layer answering preflights and adding `Access-Control-Allow-*` for the
     /// listed origins only; `None` when none is listed (no CORS headers at all).
-    pub fn layer(&self) -> Option<CorsLayer> {
+    fn layer(&self) -> Option<CorsLayer> {
         if self.is_empty() {
             return None;
         }

@@ -261,12 +261,8 @@ fn router(state: Arc<AppState>, ready: ReadyCheck, cors: &cors::AllowedOrigins) 
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .merge(pagesync_runtime::ops::router(ready));
-    let app = headers::secured(app);
     // Outermost, so a preflight is answered before authentication.
-    match cors.layer() {
-        Some(layer) => app.layer(layer),
-        None => app,
-    }
+    cors.apply(headers::secured(app))
 }
 
 /// A request span with the path only: the callback's query holds the login code.

@@ -2,8 +2,10 @@
 //! connect self-test, the real ingest and projector.
 
 mod connect;
+mod cors;
 mod database;
 mod headers;
+mod idempotency;
 mod inbox_write_support;
 mod integrations;
 mod keys;
@@ -11,4 +13,5 @@ mod reply;
 mod secrets;
 mod sessions;
 mod state;
+mod status;
 mod support;
