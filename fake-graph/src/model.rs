@@ -106,6 +106,8 @@ pub(crate) struct Inner {
     pub(crate) faults: Vec<FaultRule>,
     pub(crate) latency: Duration,
     pub(crate) log: Vec<LoggedRequest>,
+    /// `(method, path)` of every request as it arrived, answered or not.
+    pub(crate) arrivals: Vec<(axum::http::Method, String)>,
     pub(crate) sent: Vec<SentMessage>,
     pub(crate) conversations_page_size: usize,
     pub(crate) nested_page_size: usize,
@@ -127,6 +129,7 @@ impl Inner {
             faults: Vec::new(),
             latency: Duration::ZERO,
             log: Vec::new(),
+            arrivals: Vec::new(),
             sent: Vec::new(),
             conversations_page_size: 25,
             nested_page_size: 25,
