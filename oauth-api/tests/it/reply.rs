@@ -95,6 +95,12 @@ async fn a_reply_within_a_day_is_a_response_echoed_and_stored_once_with_facebook
         1,
         "one record of the reply"
     );
+    let logs = pagesync_testkit::logs::capture("trace").text();
+    let stream = format!("{:?}", t.nats.events().await);
+    for secret in t.secrets() {
+        assert!(!logs.contains(&secret), "{secret:?} in the logs");
+        assert!(!stream.contains(&secret), "{secret:?} in the stream");
+    }
 }
 
 #[tokio::test]
@@ -408,4 +414,82 @@ async fn malformed_json_is_400_and_bad_fields_are_422() {
     // 2,000 characters (not bytes) is Facebook's limit, and fine.
     let (status, body, _) = reply(&t, PAGE_A.0, CUSTOMER, None, &text(&"é".repeat(2000))).await;
     assert_eq!(status, 201, "{body}");
+}
+
+/// An Instagram account linked to PAGE_A, with a conversation whose customer
+/// wrote `ago` (stored as the projector stores it: Instagram ingest is its own part).
+async fn instagram_conversation(t: &TestApp, account: &str, linked: Option<&str>, igsid: &str) {
+    let client = t.db.client().await;
+    let at = Utc::now() - Duration::minutes(10);
+    client
+        .execute(
+            "INSERT INTO pages (page_id, platform, linked_page_id) VALUES ($1, 'instagram', $2)",
+            &[&account, &linked],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO conversations (page_id, psid, platform) VALUES ($1, $2, 'instagram')",
+            &[&account, &igsid],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO conversation_events (item_id, page_id, psid, event_type, source, source_rank,
+                 timestamp_ms, in_file, data, stream_seq, direction, text)
+             VALUES ($1, $2, $3, 'message', 'pagesync/ingest', 0, $4, true, '{}', 1, 'in', 'hi')",
+            &[&format!("m_ig_{igsid}"), &account, &igsid, &at.timestamp_millis()],
+        )
+        .await
+        .unwrap();
+    t.fake.add_message(
+        PAGE_A.0,
+        igsid,
+        pagesync_fake_graph::FakeMessage::customer("m_ig", "hi", at),
+    );
+}
+
+#[tokio::test]
+async fn an_instagram_reply_goes_through_the_linked_page_and_is_echoed_for_the_account() {
+    let t = TestApp::spawn().await;
+    connect_by_hand(&t, PAGE_A).await;
+    let account = "17841400000000001";
+    instagram_conversation(&t, account, Some(PAGE_A.0), "igsid-1").await;
+    instagram_conversation(&t, "17841400000000002", None, "igsid-2").await;
+
+    let (status, body, _) = reply(&t, account, "igsid-1", None, &text("hi from IG")).await;
+    let (unlinked, refusal, _) = reply(&t, "17841400000000002", "igsid-2", None, &text("hi")).await;
+
+    assert_eq!(status, 201, "{body}");
+    let sent = &t.fake.sent_messages()[0];
+    assert_eq!(
+        (sent.page_id.as_str(), sent.psid.as_str()),
+        (PAGE_A.0, "igsid-1")
+    );
+    let request = t
+        .fake
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/messages"))
+        .unwrap();
+    assert_eq!(request.path, format!("/{}/messages", PAGE_A.0));
+    assert_eq!(request.param("access_token"), Some(PAGE_A.2));
+    let echo = t
+        .nats
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e.event_type == EventType::MessageEcho)
+        .unwrap();
+    assert_eq!(echo.page_id.as_ref().unwrap().as_str(), account);
+    assert_eq!(echo.platform.as_str(), "instagram");
+    let data: Value = serde_json::from_str(echo.data.get()).unwrap();
+    assert_eq!(data["sender"]["id"], account);
+    assert_eq!(data["recipient"]["id"], "igsid-1");
+    assert_eq!(
+        (unlinked, refusal["error"].as_str()),
+        (409, Some("page_not_connected"))
+    );
 }
