@@ -208,14 +208,33 @@ async fn once(
         }
     };
     let answer = deliver(state, target, reply).await;
+    // The reply is decided (maybe sent): its answer goes to the client even when
+    // the key cannot be updated; the key then stays pending until taken over.
+    if let Err(e) = settle(state, caller, key, held, &answer).await {
+        tracing::error!(
+            error = format!("{e:#}"),
+            "could not record the answer of an Idempotency-Key"
+        );
+    }
+    Ok(answer.into_response())
+}
+
+/// Keeps a final answer under the key, or frees the key.
+async fn settle(
+    state: &AppState,
+    caller: Caller,
+    key: &IdempotencyKey,
+    held: idempotency::Held,
+    answer: &Answer,
+) -> anyhow::Result<()> {
     let conn = state.pool.get().await?;
-    match &answer {
+    match answer {
         Answer::Final(status, body) => {
             idempotency::complete(&**conn, caller, key, held, *status, body).await?
         }
         Answer::Passing(_) => idempotency::release(&**conn, caller, key, held).await?,
     }
-    Ok(answer.into_response())
+    Ok(())
 }
 
 async fn deliver(state: &AppState, target: &Target, reply: &Reply) -> Answer {
