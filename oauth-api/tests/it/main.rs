@@ -10,6 +10,7 @@ mod inbox_write_support;
 mod integrations;
 mod keys;
 mod reply;
+mod reply_outage;
 mod secrets;
 mod sessions;
 mod state;
