@@ -22,6 +22,29 @@ fn sends(fake: &pagesync_fake_graph::FakeGraph) -> Vec<Value> {
         .collect()
 }
 
+async fn send_hi(
+    fake: &pagesync_fake_graph::FakeGraph,
+) -> Result<pagesync_graph::SendResult, GraphError> {
+    client(fake)
+        .send_text(
+            PAGE,
+            &AccessToken::new(TOKEN),
+            "c1",
+            "hi",
+            MessagingType::Response,
+        )
+        .await
+}
+
+fn fb_error(status: u16, code: i64, subcode: Option<i64>) -> Fault {
+    Fault::Error {
+        status,
+        code,
+        subcode,
+        message: "whatever Facebook says".into(),
+    }
+}
+
 async fn customer(fake: &pagesync_fake_graph::FakeGraph) {
     fake.add_message(PAGE, "c1", FakeMessage::customer("m_c1", "hi", Utc::now()));
 }
@@ -65,36 +88,10 @@ async fn a_send_is_retried_after_5xx_transient_codes_and_throttling() {
     customer(&fake).await;
     let m = || Match::MethodPath(Method::POST, "/messages".into());
     fake.inject(m(), Fault::ServerError(502), Some(1));
-    fake.inject(
-        m(),
-        Fault::Error {
-            status: 400,
-            code: 2,
-            subcode: None,
-            message: "temporary".into(),
-        },
-        Some(1),
-    );
-    fake.inject(
-        m(),
-        Fault::Error {
-            status: 400,
-            code: 80006,
-            subcode: None,
-            message: "slow down".into(),
-        },
-        Some(1),
-    );
+    fake.inject(m(), fb_error(400, 2, None), Some(1));
+    fake.inject(m(), fb_error(400, 80006, None), Some(1));
 
-    let sent = client(&fake)
-        .send_text(
-            PAGE,
-            &AccessToken::new(TOKEN),
-            "c1",
-            "hi",
-            MessagingType::Response,
-        )
-        .await;
+    let sent = send_hi(&fake).await;
 
     assert!(sent.is_ok(), "{sent:?}");
     assert_eq!(sends(&fake).len(), 4);
@@ -107,24 +104,10 @@ async fn a_send_that_may_have_gone_out_is_not_repeated() {
     customer(&fake).await;
     fake.inject(
         Match::MethodPath(Method::POST, "/messages".into()),
-        Fault::Error {
-            status: 500,
-            code: 1,
-            subcode: Some(1357046),
-            message: "Received invalid JSON reply".into(),
-        },
+        fb_error(500, 1, Some(1357046)),
         Some(1),
     );
-    let invalid_reply = client(&fake)
-        .send_text(
-            PAGE,
-            &AccessToken::new(TOKEN),
-            "c1",
-            "hi",
-            MessagingType::Response,
-        )
-        .await
-        .unwrap_err();
+    let invalid_reply = send_hi(&fake).await.unwrap_err();
     assert!(
         matches!(invalid_reply, GraphError::Api { code: Some(1), .. }),
         "{invalid_reply:?}"

@@ -21,6 +21,16 @@ async fn conversation(ago: Duration, human_agent: bool) -> TestApp {
     t
 }
 
+/// The reply's `message_echo` event in the stream.
+async fn the_echo(t: &TestApp) -> pagesync_schema::Event {
+    t.nats
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e.event_type == EventType::MessageEcho)
+        .expect("the echo is in the stream")
+}
+
 fn text(s: &str) -> Value {
     json!({ "text": s })
 }
@@ -49,13 +59,7 @@ async fn a_reply_within_a_day_is_a_response_echoed_and_stored_once_with_facebook
     assert_eq!(sent[0].tag, None);
     assert_eq!(sent[0].message_id, mid);
 
-    let echo = t
-        .nats
-        .events()
-        .await
-        .into_iter()
-        .find(|e| e.event_type == EventType::MessageEcho)
-        .expect("the echo is in the stream");
+    let echo = the_echo(&t).await;
     assert_eq!(echo.id.as_str(), mid);
     assert_eq!(echo.source, Source::OauthApi);
     assert_eq!(echo.page_id.as_ref().unwrap().as_str(), PAGE_A.0);
@@ -476,13 +480,7 @@ async fn an_instagram_reply_goes_through_the_linked_page_and_is_echoed_for_the_a
         .unwrap();
     assert_eq!(request.path, format!("/{}/messages", PAGE_A.0));
     assert_eq!(request.param("access_token"), Some(PAGE_A.2));
-    let echo = t
-        .nats
-        .events()
-        .await
-        .into_iter()
-        .find(|e| e.event_type == EventType::MessageEcho)
-        .unwrap();
+    let echo = the_echo(&t).await;
     assert_eq!(echo.page_id.as_ref().unwrap().as_str(), account);
     assert_eq!(echo.platform.as_str(), "instagram");
     let data: Value = serde_json::from_str(echo.data.get()).unwrap();
