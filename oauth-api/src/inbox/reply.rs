@@ -238,10 +238,19 @@ async fn settle(
 }
 
 async fn deliver(state: &AppState, target: &Target, reply: &Reply) -> Answer {
-    match send(state, target, reply).await {
+    let answer = match send(state, target, reply).await {
         Ok(answer) => answer,
         Err(e) => Answer::Passing(e),
-    }
+    };
+    crate::metrics::reply(match &answer {
+        Answer::Final(status, _) if *status == StatusCode::CREATED => "sent",
+        Answer::Final(status, _) if *status == StatusCode::SERVICE_UNAVAILABLE => {
+            "echo_not_published"
+        }
+        Answer::Final(..) => "facebook_error",
+        Answer::Passing(e) => e.code(),
+    });
+    answer
 }
 
 /// The window, the token, the Send API call, then the echo event.

@@ -151,6 +151,12 @@ async fn thirty_hours_on_a_reply_is_refused_locally_unless_human_agent_is_on() {
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"], "window_closed");
     assert_eq!(send_calls(&t), 0, "Facebook was not called");
+    let metrics = t.http.get(t.url("/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(
+        metrics.contains("pagesync_oauth_api_replies_total{outcome=\"window_closed\"}"),
+        "{metrics}"
+    );
 
     let t = conversation(Duration::hours(30), true).await;
     let (status, body, _) = reply(&t, PAGE_A.0, CUSTOMER, None, &text("a human here")).await;
