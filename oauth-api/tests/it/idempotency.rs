@@ -194,3 +194,61 @@ async fn a_malformed_key_is_400() {
     }
     assert_eq!(send_calls(&t), 0);
 }
+
+#[tokio::test]
+async fn a_local_refusal_does_not_keep_the_key() {
+    let t = TestApp::spawn_with_pipeline().await;
+    connect_by_hand(&t, PAGE_A).await;
+    customer_writes(
+        &t,
+        PAGE_A.0,
+        CUSTOMER,
+        "m_old",
+        Utc::now() - Duration::hours(30),
+    )
+    .await;
+
+    let (status, body, _) = reply(
+        &t,
+        PAGE_A.0,
+        CUSTOMER,
+        Some("late-1"),
+        &json!({"text": "sorry"}),
+    )
+    .await;
+
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (422, Some("window_closed"))
+    );
+    assert_eq!(t.count("SELECT count(*) FROM idempotency_keys").await, 0);
+}
+
+#[tokio::test]
+async fn two_users_keys_of_one_name_are_two_keys() {
+    let t = TestApp::spawn_with_pipeline().await;
+    let (alice, status, body) = t.connect("alice", &[PAGE_A]).await;
+    assert_eq!(status, 200, "{body}");
+    customer_writes(&t, PAGE_A.0, CUSTOMER, "m_shared", Utc::now()).await;
+    let body = json!({"text": "same words"});
+
+    let by_alice = t
+        .http
+        .post(t.url(&format!(
+            "/api/conversations/{}/{CUSTOMER}/messages",
+            PAGE_A.0
+        )))
+        .header("cookie", &alice)
+        .header("idempotency-key", "shared-key")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let by_alice = t.read(by_alice).await;
+    let by_operator = reply(&t, PAGE_A.0, CUSTOMER, Some("shared-key"), &body).await;
+
+    assert_eq!(by_alice.0, 201, "{}", by_alice.1);
+    assert_eq!((by_operator.0, by_operator.2), (201, false));
+    assert_ne!(by_alice.1["mid"], by_operator.1["mid"]);
+    assert_eq!(send_calls(&t), 2);
+}
