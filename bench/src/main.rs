@@ -9,6 +9,7 @@ mod e2e;
 mod floor;
 mod ingest;
 mod load;
+mod replies;
 mod wrk;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,8 @@ enum Command {
     E2e(e2e::Args),
     /// Slow and idle clients against `ingest`: its RSS, descriptors, and a delivery meanwhile.
     Attack(attack::Args),
+    /// Inbox replies/s through oauth-api against the fake Send API (50 ms latency).
+    Replies(replies::Args),
     /// The floor server alone (started by `ingest`; not meant to be run by hand).
     FloorServer(floor::Args),
 }
@@ -41,6 +44,7 @@ fn main() -> anyhow::Result<()> {
         Command::Ingest(args) => ingest::run(args),
         Command::E2e(args) => e2e::run(args),
         Command::Attack(args) => attack::run(args),
+        Command::Replies(args) => replies::run(args),
         Command::FloorServer(args) => floor::serve(args),
     }
 }

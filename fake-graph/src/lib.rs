@@ -229,8 +229,20 @@ impl FakeGraph {
             .count()
     }
 
+    /// Requests with this method whose path contains `path_part`, counted as they
+    /// arrived: including those whose caller gave up before the (delayed) answer.
+    pub fn arrived(&self, method: &axum::http::Method, path_part: &str) -> usize {
+        self.lock()
+            .arrivals
+            .iter()
+            .filter(|(m, p)| m == method && p.contains(path_part))
+            .count()
+    }
+
     pub fn clear_log(&self) {
-        self.lock().log.clear();
+        let mut s = self.lock();
+        s.log.clear();
+        s.arrivals.clear();
     }
 
     pub fn sent_messages(&self) -> Vec<SentMessage> {

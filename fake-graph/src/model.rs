@@ -86,7 +86,10 @@ pub(crate) struct FakePage {
 pub struct SentMessage {
     pub page_id: String,
     pub psid: String,
+    /// Empty for an attachment.
     pub text: String,
+    /// `(type, url)` of an attachment sent by URL.
+    pub attachment: Option<(String, String)>,
     pub messaging_type: String,
     pub tag: Option<String>,
     pub message_id: String,
@@ -103,6 +106,8 @@ pub(crate) struct Inner {
     pub(crate) faults: Vec<FaultRule>,
     pub(crate) latency: Duration,
     pub(crate) log: Vec<LoggedRequest>,
+    /// `(method, path)` of every request as it arrived, answered or not.
+    pub(crate) arrivals: Vec<(axum::http::Method, String)>,
     pub(crate) sent: Vec<SentMessage>,
     pub(crate) conversations_page_size: usize,
     pub(crate) nested_page_size: usize,
@@ -124,6 +129,7 @@ impl Inner {
             faults: Vec::new(),
             latency: Duration::ZERO,
             log: Vec::new(),
+            arrivals: Vec::new(),
             sent: Vec::new(),
             conversations_page_size: 25,
             nested_page_size: 25,

@@ -86,7 +86,12 @@ async fn handle(
     q: Option<String>,
     body: Bytes,
 ) -> Response {
-    let latency = state.lock().expect("fake state lock").latency;
+    let latency = {
+        let mut s = state.lock().expect("fake state lock");
+        // Counted on arrival: a caller that gives up during the latency still sent it.
+        s.arrivals.push((method.clone(), path.clone()));
+        s.latency
+    };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }

@@ -120,16 +120,28 @@ struct Inner {
 }
 
 /// One request, before the token is attached.
-struct Call<'a> {
-    method: Method,
-    url: Url,
-    token: Option<&'a AccessToken>,
+pub(crate) struct Call<'a> {
+    pub(crate) method: Method,
+    pub(crate) url: Url,
+    pub(crate) token: Option<&'a AccessToken>,
     /// The page this call counts against (pacing and page-level throttling).
-    page: Option<&'a str>,
-    form: Vec<(&'a str, String)>,
-    json: Option<Value>,
-    /// Safe to repeat after a network error or 5xx (reads, subscriptions).
-    idempotent: bool,
+    pub(crate) page: Option<&'a str>,
+    pub(crate) form: Vec<(&'a str, String)>,
+    pub(crate) json: Option<Value>,
+    pub(crate) kind: CallKind,
+}
+
+/// What a call may be repeated after, and whether it is paced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CallKind {
+    /// Reads and subscriptions: safe to repeat after any failure; paced per page
+    /// (the Pages API allows about 2 calls per second).
+    Repeatable,
+    /// The Send API: repeated only when Facebook certainly did not take the message
+    /// (throttled, an error answer of a transient code or a 5xx, no connection made);
+    /// never after a timeout or a lost connection, which may have sent it. Not paced:
+    /// the Send API allows 300 calls per second per page.
+    Send,
 }
 
 impl GraphClient {
@@ -167,7 +179,7 @@ impl GraphClient {
         &self.inner.cfg
     }
 
-    fn url(&self, path: &str) -> Url {
+    pub(crate) fn url(&self, path: &str) -> Url {
         let mut url = self.inner.base.clone();
         {
             let mut segs = url.path_segments_mut().expect("http base URL has a path");
@@ -246,7 +258,7 @@ impl GraphClient {
             page: Some(page_id),
             form: vec![("subscribed_fields", fields.join(","))],
             json: None,
-            idempotent: true,
+            kind: CallKind::Repeatable,
         };
         let v: Value = self.execute(call).await?;
         Ok(v.get("success").is_some_and(crate::lenient::truthy))
@@ -290,40 +302,6 @@ impl GraphClient {
         self.get_json_untokened(url).await
     }
 
-    /// Send API: `POST /{page_id}/messages`. Not retried on network errors or 5xx
-    /// (the message may have gone out); throttling is retried as it means "not sent".
-    pub async fn send_text(
-        &self,
-        page_id: &str,
-        token: &AccessToken,
-        psid: &str,
-        text: &str,
-        messaging_type: MessagingType,
-    ) -> Result<SendResult, GraphError> {
-        let mut body = serde_json::json!({
-            "recipient": {"id": psid},
-            "message": {"text": text},
-        });
-        match messaging_type {
-            MessagingType::Response => body["messaging_type"] = "RESPONSE".into(),
-            MessagingType::Update => body["messaging_type"] = "UPDATE".into(),
-            MessagingType::MessageTag(tag) => {
-                body["messaging_type"] = "MESSAGE_TAG".into();
-                body["tag"] = tag.into();
-            }
-        }
-        let call = Call {
-            method: Method::POST,
-            url: self.url(&format!("{page_id}/messages")),
-            token: Some(token),
-            page: Some(page_id),
-            form: Vec::new(),
-            json: Some(body),
-            idempotent: false,
-        };
-        self.execute(call).await
-    }
-
     fn app_credentials(&self) -> Result<(&str, &str), GraphError> {
         match (&self.inner.cfg.app_id, &self.inner.cfg.app_secret) {
             (Some(id), Some(secret)) => Ok((id, secret.expose_secret())),
@@ -348,7 +326,7 @@ impl GraphClient {
             page,
             form: Vec::new(),
             json: None,
-            idempotent: true,
+            kind: CallKind::Repeatable,
         })
         .await
     }
@@ -361,7 +339,7 @@ impl GraphClient {
             page: None,
             form: Vec::new(),
             json: None,
-            idempotent: true,
+            kind: CallKind::Repeatable,
         })
         .await
     }
@@ -390,7 +368,10 @@ impl GraphClient {
         Ok(clean)
     }
 
-    async fn execute<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, GraphError> {
+    pub(crate) async fn execute<T: DeserializeOwned>(
+        &self,
+        call: Call<'_>,
+    ) -> Result<T, GraphError> {
         let policy = &self.inner.cfg.retry;
         let backoff = ExponentialBuilder::default()
             .with_min_delay(policy.min_delay)
@@ -404,7 +385,8 @@ impl GraphClient {
                 GraphError::Throttled { retry_after, .. } => {
                     retry_after.is_none_or(|d| d <= policy.max_throttle_wait)
                 }
-                GraphError::Server { .. } | GraphError::Network(_) => call.idempotent,
+                GraphError::Server { .. } | GraphError::Network(_) => true,
+                GraphError::NoAnswer(_) => call.kind == CallKind::Repeatable,
                 _ => false,
             })
             .notify(|e, delay| {
@@ -445,7 +427,7 @@ impl GraphClient {
     }
 
     /// Waits out an active throttle (or refuses when it is too long), then paces per page.
-    async fn admit(&self, page: Option<&str>) -> Result<(), GraphError> {
+    async fn admit(&self, page: Option<&str>, paced: bool) -> Result<(), GraphError> {
         while let Some(wait) = self.blocked_for(page) {
             if wait > self.inner.cfg.retry.max_throttle_wait {
                 return Err(GraphError::Throttled {
@@ -462,14 +444,15 @@ impl GraphClient {
             metrics::counter!(self.inner.throttled_metric.clone())
                 .increment(wait.as_millis() as u64);
         }
-        if let (Some(limiter), Some(page)) = (&self.inner.limiter, page) {
+        if let (Some(limiter), Some(page), true) = (&self.inner.limiter, page, paced) {
             limiter.until_key_ready(&page.to_owned()).await;
         }
         Ok(())
     }
 
     async fn attempt(&self, call: &Call<'_>) -> Result<bytes_body::Body, GraphError> {
-        self.admit(call.page).await?;
+        self.admit(call.page, call.kind == CallKind::Repeatable)
+            .await?;
         let mut url = call.url.clone();
         if let Some(token) = call.token {
             let mut q = url.query_pairs_mut();
@@ -492,7 +475,14 @@ impl GraphClient {
                 metrics::counter!(self.inner.calls_metric.clone(), "status" => "network")
                     .increment(1);
                 tracing::debug!(method = %call.method, url = %shown, "Graph call: no answer");
-                return Err(GraphError::Network(e.without_url().to_string()));
+                let unsent = e.is_connect();
+                let text = e.without_url().to_string();
+                // Without a connection nothing reached Facebook; after one, it may have.
+                return Err(if unsent {
+                    GraphError::Network(text)
+                } else {
+                    GraphError::NoAnswer(text)
+                });
             }
         };
         let status = resp.status().as_u16();
@@ -509,10 +499,11 @@ impl GraphClient {
                 self.block(scope.clone(), self.inner.cfg.retry.throttle_pause / 10);
             }
         }
+        // The answer began: the request reached Facebook.
         let body = resp
             .bytes()
             .await
-            .map_err(|e| GraphError::Network(e.without_url().to_string()))?;
+            .map_err(|e| GraphError::NoAnswer(e.without_url().to_string()))?;
         if (200..300).contains(&status) {
             return Ok(bytes_body::Body(body.to_vec()));
         }
@@ -525,7 +516,15 @@ impl GraphClient {
                 Some(4) | Some(17) => APP_SCOPE.to_owned(),
                 _ => scope,
             };
-            self.block(scope, regain.unwrap_or(self.inner.cfg.retry.throttle_pause));
+            // Send API limits are per second: without Facebook's estimate a send
+            // backs off like any retry instead of pausing the page for minutes.
+            let pause = match call.kind {
+                CallKind::Repeatable => Some(regain.unwrap_or(self.inner.cfg.retry.throttle_pause)),
+                CallKind::Send => regain,
+            };
+            if let Some(pause) = pause {
+                self.block(scope, pause);
+            }
             tracing::warn!(url = %shown, status, code = ?code, "Graph API throttled; pausing calls");
         }
         Err(err)

@@ -12,6 +12,10 @@ pub const THROTTLE_CODES: [i64; 6] = [4, 17, 32, 613, 80001, 80006];
 /// Codes Facebook documents as temporary: unknown (1) and service (2).
 const TRANSIENT_CODES: [i64; 2] = [1, 2];
 
+/// Code 1 with this subcode: "Received invalid JSON reply", after which the Send
+/// API's messages may still have gone out, so it is not transient.
+const MAYBE_SENT_SUBCODE: i64 = 1357046;
+
 /// Facebook's `{"error": {...}}` body. `message` is kept for people, never used to decide.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FacebookError {
@@ -93,9 +97,13 @@ pub enum GraphError {
     /// 5xx (or Facebook's transient codes 1 and 2) after every retry.
     #[error("Graph API server error (HTTP {status})")]
     Server { status: u16 },
-    /// The request never got an answer (connect, timeout, reset), after retries.
+    /// No connection to the Graph API could be made (nothing was sent), after retries.
     #[error("Graph API unreachable: {0}")]
     Network(String),
+    /// The request was sent but no complete answer came (a timeout, a lost
+    /// connection): Facebook may or may not have acted on it.
+    #[error("Graph API did not answer: {0}")]
+    NoAnswer(String),
     /// The answer was not the JSON we expect.
     #[error("unexpected Graph API response: {0}")]
     Decode(String),
@@ -133,6 +141,12 @@ impl GraphError {
             },
             Some(c) if c == 10 || (200..300).contains(&c) => Self::Permission {
                 code: c,
+                subcode,
+                message,
+            },
+            Some(1) if subcode == Some(MAYBE_SENT_SUBCODE) => Self::Api {
+                status,
+                code,
                 subcode,
                 message,
             },
@@ -252,6 +266,22 @@ mod tests {
                 subcode: Some(2018001),
                 ..
             }
+        ));
+    }
+
+    #[test]
+    fn an_invalid_json_reply_is_not_transient_since_the_message_may_be_out() {
+        assert!(matches!(
+            GraphError::classify(500, &body(1, Some(1357046)), None, ""),
+            GraphError::Api {
+                code: Some(1),
+                subcode: Some(1357046),
+                ..
+            }
+        ));
+        assert!(matches!(
+            GraphError::classify(500, &body(1, Some(99)), None, ""),
+            GraphError::Server { status: 500 }
         ));
     }
 

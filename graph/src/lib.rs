@@ -9,6 +9,7 @@
 pub mod client;
 pub mod error;
 pub mod lenient;
+pub mod send;
 pub mod token;
 pub mod types;
 pub mod usage;
@@ -18,5 +19,6 @@ pub use client::{
     SUBSCRIBED_FIELDS, appsecret_proof,
 };
 pub use error::{FacebookError, GraphError, THROTTLE_CODES};
+pub use send::{AttachmentKind, OutgoingMessage};
 pub use token::{AccessToken, redact_url};
 pub use types::*;

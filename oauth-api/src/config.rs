@@ -66,6 +66,10 @@ pub struct Config {
     /// Send replies 24 h to 7 d after the customer's last message with the HUMAN_AGENT tag.
     #[arg(long, env = "MESSENGER_HUMAN_AGENT", default_value = "false", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub messenger_human_agent: bool,
+    /// Comma-separated origins of a browser front end allowed to call the API
+    /// (`https://crm.example.com`); unset or empty: no CORS headers.
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", default_value = "", hide_default_value = true, value_parser = crate::cors::parse_origins)]
+    pub cors_allowed_origins: crate::cors::AllowedOrigins,
     /// How long a login session lasts after a completed connect.
     #[arg(long, env = "SESSION_TTL", default_value = "30d", value_parser = parse_duration)]
     pub session_ttl: Duration,
@@ -216,6 +220,19 @@ mod tests {
         args.extend(["--messenger-human-agent", "true"]);
         let c: Config = pagesync_runtime::config::parse_from(args).unwrap();
         assert!(c.messenger_human_agent);
+    }
+
+    #[test]
+    fn a_malformed_cors_origin_refuses_to_start_on_one_line() {
+        let mut args = REQUIRED.to_vec();
+        args.extend(["--cors-allowed-origins", "https://crm.example.com/inbox"]);
+        let err = pagesync_runtime::config::parse_from::<Config, _, _>(args)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CORS_ALLOWED_ORIGINS"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        let c: Config = pagesync_runtime::config::parse_from(REQUIRED).unwrap();
+        assert!(c.cors_allowed_origins.is_empty());
     }
 
     #[test]

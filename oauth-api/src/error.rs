@@ -26,6 +26,9 @@ pub enum ApiError {
     Unauthorized(&'static str),
     #[error("no such integration")]
     NotFound,
+    /// 404 for another kind of resource (`conversation`).
+    #[error("no such {0}")]
+    NoSuch(&'static str),
     #[error(transparent)]
     State(#[from] StateError),
     #[error("{message}")]
@@ -46,6 +49,15 @@ pub enum ApiError {
     /// Facebook did not answer usefully (5xx, network, throttled).
     #[error("{0}")]
     FacebookUnavailable(String),
+    /// The Send API refused, with Facebook's code and subcode (`facebook_error`).
+    #[error("{message}")]
+    FacebookRefused {
+        message: String,
+        code: Option<i64>,
+        subcode: Option<i64>,
+    },
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -54,9 +66,12 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::NoSuch(_) => StatusCode::NOT_FOUND,
             Self::State(_) | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Unprocessable { .. } | Self::Facebook(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unprocessable { .. } | Self::Facebook(_) | Self::FacebookRefused { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Csrf => StatusCode::FORBIDDEN,
@@ -68,13 +83,15 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Unauthorized(_) => "unauthorized",
-            Self::NotFound => "not_found",
+            Self::NotFound | Self::NoSuch(_) => "not_found",
             Self::State(_) => "invalid_state",
-            Self::BadRequest { code, .. } | Self::Unprocessable { code, .. } => code,
+            Self::BadRequest { code, .. }
+            | Self::Unprocessable { code, .. }
+            | Self::Conflict { code, .. } => code,
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::PayloadTooLarge => "payload_too_large",
             Self::Csrf => "csrf_check_failed",
-            Self::Facebook(_) => "facebook_error",
+            Self::Facebook(_) | Self::FacebookRefused { .. } => "facebook_error",
             Self::FacebookUnavailable(_) => "facebook_unavailable",
             Self::Internal(_) => "internal",
         }
@@ -107,17 +124,25 @@ impl From<deadpool_postgres::PoolError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The answer's JSON body: `{"error", "message"}`, and for a Send API refusal
+    /// `"facebook": {"code", "subcode"}`.
+    pub fn body(&self) -> serde_json::Value {
+        let mut body = serde_json::json!({"error": self.code(), "message": self.to_string()});
+        if let Self::FacebookRefused { code, subcode, .. } = self {
+            body["facebook"] = serde_json::json!({"code": code, "subcode": subcode});
+        }
+        body
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let Self::Internal(e) = &self {
             // The only place an internal cause is logged; the answer stays opaque.
             tracing::error!(error = format!("{e:#}"), "request failed");
         }
-        let body = ErrorBody {
-            error: self.code().to_owned(),
-            message: self.to_string(),
-        };
-        (self.status(), Json(body)).into_response()
+        (self.status(), Json(self.body())).into_response()
     }
 }
 

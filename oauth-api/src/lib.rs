@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod connect;
+pub mod cors;
 pub mod error;
 mod headers;
 pub mod inbox;
@@ -86,6 +87,10 @@ pub struct AppState {
     pub session_ttl: Duration,
     pub pending_session_ttl: Duration,
     pub self_test_timeout: Duration,
+    /// Publishes the inbox's events (reply echoes, status changes).
+    pub publisher: Publisher,
+    /// `MESSENGER_HUMAN_AGENT`: replies 24 h to 7 d after the customer's last message.
+    pub messenger_human_agent: bool,
 }
 
 /// A built oauth-api: connected, keys checked, listening, not yet serving.
@@ -103,9 +108,10 @@ impl App {
         let cipher = cipher(&config);
         check_keys(&pool, &cipher).await?;
         let graph = GraphClient::new(graph_config(&config))?;
+        let publisher = Publisher::new(nats.js.clone(), config.nats.nats_subject_prefix.clone());
         let poller = PagePoller {
             graph: graph.clone(),
-            publisher: Publisher::new(nats.js.clone(), config.nats.nats_subject_prefix.clone()),
+            publisher: publisher.clone(),
             pool: pool.clone(),
             cipher: cipher.clone(),
             app_id: config.facebook_app_id.clone(),
@@ -137,6 +143,8 @@ impl App {
             session_ttl: config.session_ttl,
             pending_session_ttl: config.pending_session_ttl,
             self_test_timeout: config.self_test_timeout,
+            publisher,
+            messenger_human_agent: config.messenger_human_agent,
         });
         let pruner = session::Pruner {
             pool: pool.clone(),
@@ -145,6 +153,7 @@ impl App {
         let router = router(
             state,
             pagesync_runtime::ops::nats_and_postgres(nats.client.clone(), pool),
+            &config.cors_allowed_origins,
         );
         let http = pagesync_runtime::HttpService::bind(
             "oauth-api",
@@ -232,6 +241,7 @@ pub fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
             integrations::patch,
             integrations::delete
         ))
+        .merge(inbox::reply::routes())
         .layer(axum::middleware::from_fn(integrations::csrf_guard));
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(login::login))
@@ -241,7 +251,7 @@ pub fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-fn router(state: Arc<AppState>, ready: ReadyCheck) -> Router {
+fn router(state: Arc<AppState>, ready: ReadyCheck, cors: &cors::AllowedOrigins) -> Router {
     let (routes, mut doc) = routes();
     openapi::add_ops_paths(&mut doc);
     let app = routes
@@ -251,7 +261,8 @@ fn router(state: Arc<AppState>, ready: ReadyCheck) -> Router {
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .merge(pagesync_runtime::ops::router(ready));
-    headers::secured(app)
+    // Outermost, so a preflight is answered before authentication.
+    cors.apply(headers::secured(app))
 }
 
 /// A request span with the path only: the callback's query holds the login code.

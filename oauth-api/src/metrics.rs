@@ -52,3 +52,8 @@ pub fn sessions_pruned(authenticated: u64, pending: u64) {
     metrics::counter!("pagesync_oauth_api_sessions_pruned_total", "kind" => "pending")
         .increment(pending);
 }
+
+/// A reply's outcome: `sent`, or the error code it was answered with.
+pub fn reply(outcome: &'static str) {
+    metrics::counter!("pagesync_oauth_api_replies_total", "outcome" => outcome).increment(1);
+}

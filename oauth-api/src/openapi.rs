@@ -17,7 +17,8 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "pagesync oauth-api",
-        description = "Facebook connect flow, sessions, encrypted page tokens and integrations. \
+        description = "Facebook connect flow, sessions, encrypted page tokens, integrations and \
+            the inbox (replies with an optional Idempotency-Key, open/closed status). \
             Every error is {\"error\": code, \"message\": text}. State-changing requests \
             authenticated by the session cookie must send Content-Type: application/json or an \
             X-Requested-With header (CSRF)."
@@ -137,6 +138,24 @@ mod tests {
                 assert_eq!(op["security"], either, "{method} {path}");
             }
         }
+    }
+
+    #[test]
+    fn the_inbox_reply_and_status_routes_are_described() {
+        let ops = operations();
+        let find = |method: &str, path: &str| {
+            ops.iter()
+                .find(|(m, p, _)| m == method && p == path)
+                .map(|(_, _, op)| op.clone())
+                .unwrap_or_else(|| panic!("{method} {path} is not described"))
+        };
+        let reply = find("post", "/api/conversations/{page_id}/{psid}/messages");
+        assert!(reply["responses"]["201"].is_object());
+        assert!(reply["requestBody"].is_object());
+        let params = reply["parameters"].to_string();
+        assert!(params.contains("Idempotency-Key"), "{params}");
+        let status = find("patch", "/api/conversations/{page_id}/{psid}");
+        assert!(status["responses"]["202"].is_object());
     }
 
     #[test]

@@ -180,6 +180,11 @@ impl Pruner {
         if sessions + pending > 0 {
             tracing::debug!(sessions, pending, "expired sessions pruned");
         }
+        // Idempotency keys expire after 24 hours (docs/inbox.md "Idempotency").
+        let keys = crate::inbox::idempotency::prune(&**conn).await?;
+        if keys > 0 {
+            tracing::debug!(keys, "expired idempotency keys pruned");
+        }
         Ok(())
     }
 }

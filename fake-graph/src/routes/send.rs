@@ -22,10 +22,14 @@ impl Inner {
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let text = body["message"]["text"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        let Some((text, attachment)) = message_content(&body["message"]) else {
+            return fb_error(
+                400,
+                100,
+                None,
+                "(#100) Must send either message text or an attachment",
+            );
+        };
         let messaging_type = body["messaging_type"]
             .as_str()
             .unwrap_or_default()
@@ -78,15 +82,36 @@ impl Inner {
             .iter_mut()
             .find(|c| c.psid == psid)
             .expect("checked");
-        conv.messages.push(FakeMessage::page(&mid, &text, now));
+        let mut echo = FakeMessage::page(&mid, &text, now);
+        if let Some((kind, url)) = &attachment {
+            echo = echo.with_attachment(kind, url);
+        }
+        conv.messages.push(echo);
         self.sent.push(SentMessage {
             page_id: page.into(),
             psid: psid.clone(),
             text,
+            attachment,
             messaging_type,
             tag,
             message_id: mid.clone(),
         });
         axum::Json(json!({"recipient_id": psid, "message_id": mid})).into_response()
+    }
+}
+
+/// The text (empty for an attachment) and the `(type, url)` of an attachment sent
+/// by URL; `None` when the message has neither, or both, as Facebook refuses.
+fn message_content(message: &Value) -> Option<(String, Option<(String, String)>)> {
+    let text = message["text"].as_str().filter(|t| !t.is_empty());
+    let attachment = message.get("attachment").map(|a| {
+        let kind = a["type"].as_str().unwrap_or_default().to_owned();
+        let url = a["payload"]["url"].as_str().unwrap_or_default().to_owned();
+        (kind, url)
+    });
+    match (text, attachment) {
+        (Some(t), None) => Some((t.to_owned(), None)),
+        (None, Some(a)) if !a.0.is_empty() && !a.1.is_empty() => Some((String::new(), Some(a))),
+        _ => None,
     }
 }

@@ -9,6 +9,8 @@ use pagesync_graph::{
 };
 use secrecy::SecretString;
 
+mod send;
+
 const PAGE: &str = "101";
 const TOKEN: &str = "EAAB-page-token-s3cr3t";
 

@@ -2,11 +2,17 @@
 //! connect self-test, the real ingest and projector.
 
 mod connect;
+mod cors;
 mod database;
 mod headers;
+mod idempotency;
+mod inbox_write_support;
 mod integrations;
 mod keys;
+mod reply;
+mod reply_outage;
 mod secrets;
 mod sessions;
 mod state;
+mod status;
 mod support;

@@ -188,6 +188,16 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The pipeline's webhook URL.
+    pub fn ingest_url(&self) -> &str {
+        &self.pipeline.as_ref().expect("pipeline started").ingest_url
+    }
+
+    /// oauth-api with the real ingest and projector, its configuration adjusted first.
+    pub async fn spawn_with_pipeline_configured(configure: impl FnOnce(&mut Config)) -> Self {
+        Self::start(true, None, configure).await
+    }
+
     pub fn data_dir(&self) -> &Path {
         self.pipeline
             .as_ref()
