@@ -26,6 +26,8 @@ pub enum ApiError {
     Unauthorized(&'static str),
     #[error("no such integration")]
     NotFound,
+    #[error("no such conversation")]
+    ConversationNotFound,
     #[error(transparent)]
     State(#[from] StateError),
     #[error("{message}")]
@@ -54,7 +56,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::ConversationNotFound => StatusCode::NOT_FOUND,
             Self::State(_) | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unprocessable { .. } | Self::Facebook(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -68,7 +70,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Unauthorized(_) => "unauthorized",
-            Self::NotFound => "not_found",
+            Self::NotFound | Self::ConversationNotFound => "not_found",
             Self::State(_) => "invalid_state",
             Self::BadRequest { code, .. } | Self::Unprocessable { code, .. } => code,
             Self::UnsupportedMediaType(_) => "unsupported_media_type",

@@ -11,7 +11,7 @@ use pagesync_graph::{
 use pagesync_schema::{Event, PageId, Publisher};
 use sha2::{Digest, Sha256};
 
-use crate::events::{message_event, snapshot_event};
+use crate::events::{message_event, profile_events, snapshot_event};
 use crate::store::{self, Checkpoint, Integration, Subscription};
 
 /// How one page's poll ended.
@@ -160,6 +160,13 @@ impl PagePoller {
                 }
                 let messages = self.messages_of(conv.messages, page, &token).await?;
                 events.extend(self.events_for(page, &messages, since));
+                let named = conv.updated_time.unwrap_or(fetched);
+                events.extend(profile_events(
+                    page,
+                    &conv.participants.data,
+                    named,
+                    Utc::now(),
+                ));
             }
             let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
             let known = store::known_mids(&self.pool, &ids).await?;
