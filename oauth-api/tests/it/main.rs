@@ -4,6 +4,7 @@
 mod connect;
 mod database;
 mod headers;
+mod inbox;
 mod integrations;
 mod keys;
 mod secrets;

@@ -188,6 +188,16 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The pipeline's ingest webhook URL.
+    pub fn ingest_url(&self) -> &str {
+        &self.pipeline.as_ref().expect("pipeline started").ingest_url
+    }
+
+    /// Shuts the oauth-api down (as SIGTERM would).
+    pub fn stop(&self) {
+        self.shutdown.cancel();
+    }
+
     pub fn data_dir(&self) -> &Path {
         self.pipeline
             .as_ref()
