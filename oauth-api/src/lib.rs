@@ -122,11 +122,7 @@ impl App {
         let listener = inbox::feed::Listener {
             feed: feed.clone(),
             pool: pool.clone(),
-            database_url: config
-                .database
-                .database_url
-                .parse()
-                .map_err(|e: tokio_postgres::Error| ConnectError::Url(e.to_string()))?,
+            database_url: inbox::feed::listen_config(&config.database)?,
             human_agent: config.messenger_human_agent,
         };
         let state = Arc::new(AppState {

@@ -17,7 +17,8 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "pagesync oauth-api",
-        description = "Facebook connect flow, sessions, encrypted page tokens and integrations. \
+        description = "Facebook connect flow, sessions, encrypted page tokens, integrations and \
+            the inbox (conversations, messages, live updates over Server-Sent Events). \
             Every error is {\"error\": code, \"message\": text}. State-changing requests \
             authenticated by the session cookie must send Content-Type: application/json or an \
             X-Requested-With header (CSRF)."
@@ -136,6 +137,19 @@ mod tests {
             if path.starts_with("/api/") {
                 assert_eq!(op["security"], either, "{method} {path}");
             }
+        }
+    }
+
+    #[test]
+    fn the_inbox_read_routes_are_described() {
+        let ops: Vec<(String, String)> = operations().into_iter().map(|(m, p, _)| (m, p)).collect();
+        for path in [
+            "/api/conversations",
+            "/api/conversations/{page_id}/{psid}",
+            "/api/conversations/{page_id}/{psid}/messages",
+            "/api/events",
+        ] {
+            assert!(ops.contains(&("get".into(), path.into())), "GET {path}");
         }
     }
 

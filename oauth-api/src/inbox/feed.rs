@@ -111,6 +111,27 @@ async fn items_of(
         .collect())
 }
 
+/// The listening connection's settings: the pool's URL, with a connect timeout
+/// and keepalives so a vanished server is noticed on an idle connection.
+pub fn listen_config(
+    db: &pagesync_runtime::config::DatabaseConfig,
+) -> Result<tokio_postgres::Config, pagesync_runtime::connect::ConnectError> {
+    let mut pg: tokio_postgres::Config =
+        db.database_url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| {
+                pagesync_runtime::connect::ConnectError::Url(e.to_string())
+            })?;
+    if pg.get_connect_timeout().is_none() {
+        pg.connect_timeout(Duration::from_secs(5));
+    }
+    pg.keepalives(true)
+        .keepalives_idle(Duration::from_secs(10))
+        .keepalives_interval(Duration::from_secs(5))
+        .keepalives_retries(3);
+    Ok(pg)
+}
+
 /// The task holding the `LISTEN` connection.
 pub struct Listener {
     pub feed: Feed,
@@ -120,10 +141,15 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Listens, reconnecting after failures, until `stop` is cancelled.
+    /// Listens, reconnecting after failures, until `stop` is cancelled. Every
+    /// step races `stop`: a database that went silent never holds up shutdown.
     pub async fn run_until_stopped(self, stop: CancellationToken) {
         let mut last = loop {
-            match self.newest_id().await {
+            let newest = tokio::select! {
+                _ = stop.cancelled() => return,
+                newest = self.newest_id() => newest,
+            };
+            match newest {
                 Ok(id) => break id,
                 Err(e) => tracing::warn!(error = %e, "live feed cannot read the change table"),
             }
@@ -132,9 +158,15 @@ impl Listener {
             }
         };
         loop {
-            match self.listen(&mut last, &stop).await {
-                Ok(()) => return,
-                Err(e) => tracing::warn!(error = %e, "live feed connection failed; reconnecting"),
+            let session = tokio::select! {
+                _ = stop.cancelled() => return,
+                session = self.listen(&mut last) => session,
+            };
+            if let Err(e) = session {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "live feed connection failed; reconnecting"
+                );
             }
             if sleep_or_stop(&stop, RECONNECT_AFTER).await {
                 return;
@@ -150,14 +182,15 @@ impl Listener {
         Ok(row.get(0))
     }
 
-    /// One connection's life: `LISTEN`, catch up, then tail on every notification.
-    async fn listen(&self, last: &mut i64, stop: &CancellationToken) -> anyhow::Result<()> {
+    /// One connection's life: `LISTEN`, catch up, then tail on every notification;
+    /// it only returns on failure.
+    async fn listen(&self, last: &mut i64) -> anyhow::Result<()> {
         let (client, mut connection) = self.database_url.connect(NoTls).await?;
         let notified = Arc::new(Notify::new());
         let wake = notified.clone();
         // Notifications surface only through poll_message, which also drives the
         // connection's queries.
-        let mut driver = tokio::spawn(async move {
+        let driver = tokio::spawn(async move {
             while let Some(message) =
                 futures::future::poll_fn(|cx| connection.poll_message(cx)).await
             {
@@ -167,17 +200,15 @@ impl Listener {
             }
             Ok::<_, tokio_postgres::Error>(())
         });
+        // Dropped with this future (at shutdown too): the connection goes with it.
+        let mut driver = AbortOnDrop(driver);
         client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
         tracing::debug!("live feed listening");
         loop {
             // Tail first: changes committed while (re)connecting had no listener.
             self.tail(last).await?;
             tokio::select! {
-                _ = stop.cancelled() => {
-                    driver.abort();
-                    return Ok(());
-                }
-                ended = &mut driver => {
+                ended = &mut driver.0 => {
                     ended??;
                     anyhow::bail!("the listening connection closed");
                 }
@@ -222,6 +253,15 @@ impl Listener {
                 return Ok(());
             }
         }
+    }
+}
+
+/// Aborts the connection's task when the session using it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
