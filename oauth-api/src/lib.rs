@@ -122,7 +122,7 @@ impl App {
         let listener = inbox::feed::Listener {
             feed: feed.clone(),
             pool: pool.clone(),
-            database_url: inbox::feed::listen_config(&config.database)?,
+            database_url: deps::pg_config(&config.database)?,
             human_agent: config.messenger_human_agent,
         };
         let state = Arc::new(AppState {

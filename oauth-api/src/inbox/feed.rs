@@ -111,27 +111,6 @@ async fn items_of(
         .collect())
 }
 
-/// The listening connection's settings: the pool's URL, with a connect timeout
-/// and keepalives so a vanished server is noticed on an idle connection.
-pub fn listen_config(
-    db: &pagesync_runtime::config::DatabaseConfig,
-) -> Result<tokio_postgres::Config, pagesync_runtime::connect::ConnectError> {
-    let mut pg: tokio_postgres::Config =
-        db.database_url
-            .parse()
-            .map_err(|e: tokio_postgres::Error| {
-                pagesync_runtime::connect::ConnectError::Url(e.to_string())
-            })?;
-    if pg.get_connect_timeout().is_none() {
-        pg.connect_timeout(Duration::from_secs(5));
-    }
-    pg.keepalives(true)
-        .keepalives_idle(Duration::from_secs(10))
-        .keepalives_interval(Duration::from_secs(5))
-        .keepalives_retries(3);
-    Ok(pg)
-}
-
 /// The task holding the `LISTEN` connection.
 pub struct Listener {
     pub feed: Feed,
