@@ -520,3 +520,43 @@ fn a_missing_or_malformed_encryption_key_fails_in_one_line_without_echoing_it() 
     assert!(!bad.contains("bm90LTMyLWJ5dGVz"), "{bad}");
     assert_eq!(bad.lines().count(), 1);
 }
+
+#[tokio::test]
+async fn a_customer_unnamed_in_participants_is_named_by_the_profile_api_and_a_refusal_fails_nothing()
+ {
+    // Arrange: two customers without a name in participants; the profile API
+    // refuses the second (no permission for it).
+    let t = TestApp::spawn().await;
+    for psid in ["905", "906"] {
+        let id = format!("m_{psid}");
+        t.fake
+            .add_message(PAGE, psid, FakeMessage::customer(&id, "hi", at(9, 0)));
+        t.fake.name_only_in_profile(PAGE, psid);
+    }
+    t.fake.inject(
+        Match::path("/906"),
+        Fault::Error {
+            status: 400,
+            code: 100,
+            subcode: Some(2018247),
+            message: "Insufficient permission to access user profile".into(),
+        },
+        None,
+    );
+
+    // Act
+    let report = t.cycle().await;
+
+    // Assert
+    assert!(report.all_succeeded(), "{report:?}");
+    let names: Vec<Value> = t
+        .nats
+        .events()
+        .await
+        .iter()
+        .filter(|e| e.event_type == EventType::CustomerProfile)
+        .map(|e| serde_json::from_str(e.data.get()).unwrap())
+        .collect();
+    assert_eq!(names, [json!({"psid": "905", "name": "Customer 905"})]);
+    assert!(t.fake.count("/905") >= 1, "the profile API was asked");
+}
