@@ -158,3 +158,34 @@ async fn a_batch_that_changes_nothing_records_no_change() {
         1
     );
 }
+
+#[tokio::test]
+async fn change_rows_older_than_a_day_are_pruned_by_the_next_batch() {
+    // Arrange: a change recorded 25 hours ago.
+    let p = TestProjector::new().await;
+    p.db.client()
+        .await
+        .batch_execute(
+            "INSERT INTO conversation_changes (page_id, psid, changed_at)
+             VALUES ('101', 'old', now() - interval '25 hours')",
+        )
+        .await
+        .unwrap();
+
+    // Act
+    p.publish(&[message(Source::Ingest, PAGE, "u4", "p1", T, "a")])
+        .await;
+    p.drain().await;
+
+    // Assert
+    assert_eq!(
+        p.count("SELECT count(*) FROM conversation_changes WHERE psid = 'old'")
+            .await,
+        0
+    );
+    assert_eq!(
+        p.count("SELECT count(*) FROM conversation_changes WHERE psid = 'u4'")
+            .await,
+        1
+    );
+}
