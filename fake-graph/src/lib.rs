@@ -148,6 +148,7 @@ impl FakeGraph {
                         id: format!("t_{psid}"),
                         psid: psid.into(),
                         customer_name: format!("Customer {psid}"),
+                        name_in_participants: true,
                         messages: Vec::new(),
                     });
                     p.conversations.last_mut().expect("just pushed")
@@ -193,6 +194,16 @@ impl FakeGraph {
     /// Conversations per result page (Facebook's default is 25).
     pub fn set_conversations_page_size(&self, n: usize) {
         self.lock().conversations_page_size = n.max(1);
+    }
+
+    /// Leaves the customer's name out of the conversation's `participants`, so only
+    /// the User Profile API (`GET /{psid}`) gives it.
+    pub fn name_only_in_profile(&self, page: &str, psid: &str) {
+        self.with_page(page, |p| {
+            for c in p.conversations.iter_mut().filter(|c| c.psid == psid) {
+                c.name_in_participants = false;
+            }
+        });
     }
 
     /// Largest nested messages page, whatever `messages.limit(n)` asks.

@@ -55,6 +55,8 @@ pub(crate) struct FakeConversation {
     pub(crate) id: String,
     pub(crate) psid: String,
     pub(crate) customer_name: String,
+    /// Whether `participants` carries the name (else only the User Profile API does).
+    pub(crate) name_in_participants: bool,
     pub(crate) messages: Vec<FakeMessage>,
 }
 

@@ -201,6 +201,34 @@ impl GraphClient {
         PageNode::from_value(v).map_err(GraphError::Decode)
     }
 
+    /// The User Profile API: a customer's name (`GET /{psid}?fields=first_name,last_name,name`
+    /// with the page token). `None` when Facebook gives no name.
+    pub async fn customer_name(
+        &self,
+        psid: &str,
+        token: &AccessToken,
+        page_id: &str,
+    ) -> Result<Option<String>, GraphError> {
+        let mut url = self.url(psid);
+        url.query_pairs_mut()
+            .append_pair("fields", "first_name,last_name,name");
+        let v: Value = self.get_json(url, token, Some(page_id)).await?;
+        let field = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+        };
+        let joined = [field("first_name"), field("last_name")]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        Ok(field("name")
+            .map(str::to_owned)
+            .or_else(|| (!joined.is_empty()).then_some(joined)))
+    }
+
     /// `GET /{page_id}/conversations` with nested messages, as a pager over result pages.
     pub fn conversations<'a>(
         &'a self,

@@ -89,14 +89,14 @@ pub struct AppState {
     pub self_test_timeout: Duration,
     /// Publishes the inbox's events (reply echoes, status changes).
     pub publisher: Publisher,
-    /// `MESSENGER_HUMAN_AGENT`: replies 24 h to 7 d after the customer's last message.
-    pub messenger_human_agent: bool,
+    pub inbox: inbox::Inbox,
 }
 
 /// A built oauth-api: connected, keys checked, listening, not yet serving.
 pub struct App {
     http: pagesync_runtime::HttpService,
     pruner: session::Pruner,
+    listener: inbox::feed::Listener,
 }
 
 impl App {
@@ -122,6 +122,13 @@ impl App {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| BuildError::Http(e.to_string()))?;
+        let feed = inbox::feed::Feed::default();
+        let listener = inbox::feed::Listener {
+            feed: feed.clone(),
+            pool: pool.clone(),
+            database_url: deps::pg_config(&config.database)?,
+            human_agent: config.messenger_human_agent,
+        };
         let state = Arc::new(AppState {
             pool: pool.clone(),
             graph,
@@ -144,7 +151,10 @@ impl App {
             pending_session_ttl: config.pending_session_ttl,
             self_test_timeout: config.self_test_timeout,
             publisher,
-            messenger_human_agent: config.messenger_human_agent,
+            inbox: inbox::Inbox {
+                human_agent: config.messenger_human_agent,
+                feed,
+            },
         });
         let pruner = session::Pruner {
             pool: pool.clone(),
@@ -162,7 +172,11 @@ impl App {
             config.http_limits(),
         )
         .await?;
-        Ok(Self { http, pruner })
+        Ok(Self {
+            http,
+            pruner,
+            listener,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -175,8 +189,22 @@ impl App {
         // Its own token: the pruner stops too when serving ends on an error.
         let stop_pruning = shutdown.child_token();
         let pruning = tokio::spawn(self.pruner.run_until_stopped(stop_pruning.clone()));
+        // The live feed and every event stream end with serving, so the graceful
+        // shutdown does not wait on streams that never end.
+        let feed_stop = self.listener.feed.stop.clone();
+        let listening = tokio::spawn(self.listener.run_until_stopped(feed_stop.clone()));
+        let on_shutdown = shutdown.clone();
+        let stop_streams = feed_stop.clone();
+        tokio::spawn(async move {
+            on_shutdown.cancelled().await;
+            stop_streams.cancel();
+        });
         let served = self.http.run_until_stopped(shutdown).await;
         stop_pruning.cancel();
+        feed_stop.cancel();
+        if let Err(e) = listening.await {
+            tracing::error!(error = %e, "the live feed failed");
+        }
         if let Err(e) = pruning.await {
             tracing::error!(error = %e, "the session pruner failed");
         }
@@ -233,7 +261,7 @@ fn graph_config(config: &Config) -> GraphConfig {
 /// The service's routes and, from the same declarations, their OpenAPI document
 /// (without the operational endpoints, which [`router`] adds).
 pub fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
-    let api = OpenApiRouter::new()
+    let api = inbox::read_routes(OpenApiRouter::new())
         .routes(routes!(integrations::list))
         .routes(routes!(
             integrations::get_one,

@@ -18,7 +18,8 @@ use utoipa::{Modify, OpenApi};
     info(
         title = "pagesync oauth-api",
         description = "Facebook connect flow, sessions, encrypted page tokens, integrations and \
-            the inbox (replies with an optional Idempotency-Key, open/closed status). \
+            the inbox (conversations, messages, live updates over Server-Sent Events, replies \
+            with an optional Idempotency-Key, open/closed status). \
             Every error is {\"error\": code, \"message\": text}. State-changing requests \
             authenticated by the session cookie must send Content-Type: application/json or an \
             X-Requested-With header (CSRF)."
@@ -156,6 +157,19 @@ mod tests {
         assert!(params.contains("Idempotency-Key"), "{params}");
         let status = find("patch", "/api/conversations/{page_id}/{psid}");
         assert!(status["responses"]["202"].is_object());
+    }
+
+    #[test]
+    fn the_inbox_read_routes_are_described() {
+        let ops: Vec<(String, String)> = operations().into_iter().map(|(m, p, _)| (m, p)).collect();
+        for path in [
+            "/api/conversations",
+            "/api/conversations/{page_id}/{psid}",
+            "/api/conversations/{page_id}/{psid}/messages",
+            "/api/events",
+        ] {
+            assert!(ops.contains(&("get".into(), path.into())), "GET {path}");
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub enum Caller {
 }
 
 impl Caller {
-    fn owner_filter(&self) -> Option<Uuid> {
+    pub fn owner_filter(&self) -> Option<Uuid> {
         match self {
             Self::Operator => None,
             Self::User(u) => Some(*u),

@@ -1,7 +1,7 @@
 //! Building contract events from Graph API data, in the webhook's item shape.
 
 use chrono::{DateTime, Utc};
-use pagesync_graph::{GraphMessage, PageNode};
+use pagesync_graph::{GraphMessage, PageNode, Participant};
 use pagesync_schema::{Event, EventType, PageId, Psid, Source, event_id};
 use serde_json::{Value, json};
 
@@ -49,21 +49,59 @@ pub fn message_event(page: &PageId, m: &GraphMessage, received_at: DateTime<Utc>
         "timestamp": time.timestamp_millis(),
         "message": message,
     });
-    Some(Event {
+    let times = (time, received_at);
+    let kind = if echo {
+        EventType::MessageEcho
+    } else {
+        EventType::Message
+    };
+    Some(conversation_event(kind, id, page, psid, times, &data))
+}
+
+/// A conversation's event as the poller publishes it; `times` is (event time, receipt).
+fn conversation_event(
+    event_type: EventType,
+    id: pagesync_schema::EventId,
+    page: &PageId,
+    psid: Psid,
+    (time, received_at): (DateTime<Utc>, DateTime<Utc>),
+    data: &Value,
+) -> Event {
+    Event {
         id,
-        event_type: if echo {
-            EventType::MessageEcho
-        } else {
-            EventType::Message
-        },
+        event_type,
         source: Source::Poller,
         page_id: Some(page.clone()),
         psid: Some(psid),
         platform: pagesync_schema::Platform::Messenger,
         time,
         received_at,
-        data: serde_json::value::to_raw_value(&data).expect("a JSON value serialises"),
-    })
+        data: serde_json::value::to_raw_value(data).expect("a JSON value serialises"),
+    }
+}
+
+/// `customer_profile` events for the named customers among a conversation's
+/// participants (the page itself is one of them): id
+/// `profile:<page>:<psid>:<sha256 of the name>`, data `{"psid", "name"}`, time the
+/// conversation's `updated_time` (docs/events.md).
+pub fn profile_events(
+    page: &PageId,
+    participants: &[Participant],
+    time: DateTime<Utc>,
+    received_at: DateTime<Utc>,
+) -> Vec<Event> {
+    participants
+        .iter()
+        .filter(|p| p.id != page.as_str())
+        .filter_map(|p| {
+            let name = p.name.as_deref().map(str::trim).filter(|n| !n.is_empty())?;
+            let psid = Psid::parse(p.id.as_str()).ok()?;
+            let data = json!({"psid": psid.as_str(), "name": name});
+            let id = event_id::for_profile(page, &psid, name);
+            let (kind, times) = (EventType::CustomerProfile, (time, received_at));
+            Some(conversation_event(kind, id, page, psid, times, &data))
+        })
+        .collect()
 }
 
 /// A `page_snapshot` event: the page object (never a token, at any depth), id
@@ -149,6 +187,23 @@ mod tests {
             data,
             json!({"id": "101", "name": "N", "page": {"id": "101"}, "instagram_business_account": {"id": "9"}})
         );
+    }
+
+    #[test]
+    fn named_customers_become_profile_events_and_the_page_does_not() {
+        let page = PageId::parse("101").unwrap();
+        let people: Vec<Participant> = serde_json::from_value(json!([
+            {"id": "101", "name": "Dog Page"}, {"id": "202", "name": " Ada "},
+            {"id": "303"}, {"id": "../x", "name": "Bad"}
+        ]))
+        .unwrap();
+        let events = profile_events(&page, &people, Utc::now(), Utc::now());
+        assert_eq!(events.len(), 1);
+        let e = &events[0];
+        assert_eq!(e.event_type, EventType::CustomerProfile);
+        assert!(e.id.as_str().starts_with("profile:101:202:"));
+        let data: Value = serde_json::from_str(e.data.get()).unwrap();
+        assert_eq!(data, json!({"psid": "202", "name": "Ada"}));
     }
 
     #[test]

@@ -6,12 +6,13 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use pagesync_crypto::TokenCipher;
 use pagesync_graph::{
-    AccessToken, GraphClient, GraphError, GraphMessage, MAX_READABLE_MESSAGES, SUBSCRIBED_FIELDS,
+    AccessToken, GraphClient, GraphError, GraphMessage, MAX_READABLE_MESSAGES, Participant,
+    SUBSCRIBED_FIELDS,
 };
-use pagesync_schema::{Event, PageId, Publisher};
+use pagesync_schema::{Event, PageId, Psid, Publisher};
 use sha2::{Digest, Sha256};
 
-use crate::events::{message_event, snapshot_event};
+use crate::events::{message_event, profile_events, snapshot_event};
 use crate::store::{self, Checkpoint, Integration, Subscription};
 
 /// How one page's poll ended.
@@ -160,6 +161,9 @@ impl PagePoller {
                 }
                 let messages = self.messages_of(conv.messages, page, &token).await?;
                 events.extend(self.events_for(page, &messages, since));
+                let named = conv.updated_time.unwrap_or(fetched);
+                let people = self.with_names(page, &token, conv.participants.data).await;
+                events.extend(profile_events(page, &people, named, Utc::now()));
             }
             let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
             let known = store::known_mids(&self.pool, &ids).await?;
@@ -225,6 +229,32 @@ impl PagePoller {
                 e
             })
             .collect()
+    }
+
+    /// The conversation's participants, a customer whose name `participants` left
+    /// out named by the User Profile API. A name is never a reason to fail: a
+    /// refusal (no permission, no profile) leaves the customer unnamed.
+    async fn with_names(
+        &self,
+        page: &PageId,
+        token: &AccessToken,
+        mut people: Vec<Participant>,
+    ) -> Vec<Participant> {
+        for p in people.iter_mut().filter(|p| p.id != page.as_str()) {
+            // Only a safe id goes into a Graph path.
+            if p.name.as_deref().is_some_and(|n| !n.trim().is_empty())
+                || Psid::parse(&*p.id).is_err()
+            {
+                continue;
+            }
+            match self.graph.customer_name(&p.id, token, page.as_str()).await {
+                Ok(name) => p.name = name,
+                Err(e) => {
+                    tracing::debug!(page_id = %page, error = %e, "no name from the User Profile API")
+                }
+            }
+        }
+        people
     }
 
     /// Re-subscribes the page when our app is missing or lacks a field.

@@ -49,6 +49,8 @@ pub enum Detail {
         action: Option<String>,
         reaction: Option<String>,
         emoji: Option<String>,
+        /// The page reacted (its id is the sender), not the customer.
+        by_page: bool,
     },
     Delivery {
         watermark: i64,
@@ -60,6 +62,10 @@ pub enum Detail {
         open: bool,
         at_ms: i64,
     },
+    /// `customer_profile`: the customer's name as Facebook gives it.
+    Profile {
+        name: String,
+    },
     None,
 }
 
@@ -69,6 +75,8 @@ pub struct MessageRow {
     pub incoming: bool,
     pub text: Option<String>,
     pub attachments: Option<Value>,
+    /// An echo's `app_id` (number or string on the wire), as text.
+    pub app_id: Option<String>,
 }
 
 /// Where a copy came from, as the inbox shows it.
@@ -178,11 +186,16 @@ fn conversation_detail(
         }
         T::Reaction => {
             let r = object(data, "reaction")?;
+            let sender = data.pointer("/sender/id").and_then(lenient_id);
             Detail::Reaction {
                 mid: s(r.get("mid")),
                 action: s(r.get("action")),
                 reaction: s(r.get("reaction")),
                 emoji: s(r.get("emoji")),
+                by_page: event
+                    .page_id
+                    .as_ref()
+                    .is_some_and(|p| sender.as_deref() == Some(p.as_str())),
             }
         }
         T::Delivery => Detail::Delivery {
@@ -204,9 +217,19 @@ fn conversation_detail(
             let at_ms = data.get("at").and_then(epoch_millis).unwrap_or(event_ms);
             Detail::Status { open, at_ms }
         }
+        T::CustomerProfile => {
+            let name = s(data.get("name"))
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| Poison("customer_profile needs a non-empty name".into()))?;
+            Detail::Profile { name }
+        }
         _ => Detail::None,
     };
-    let in_file = !matches!(t, T::Delivery | T::Read | T::ConversationStatus);
+    let in_file = !matches!(
+        t,
+        T::Delivery | T::Read | T::ConversationStatus | T::CustomerProfile
+    );
     Ok((in_file, detail))
 }
 
@@ -232,7 +255,19 @@ fn message_row(t: EventType, data: &Value, event: &Event) -> Result<MessageRow, 
         incoming,
         text: message.get("text").and_then(Value::as_str).map(strip_nul),
         attachments: message.get("attachments").cloned().map(sanitize),
+        app_id: (!incoming)
+            .then(|| message.get("app_id").and_then(lenient_id))
+            .flatten(),
     })
+}
+
+/// An id Facebook sends as a number or a string.
+fn lenient_id(v: &Value) -> Option<String> {
+    match v {
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) if !s.is_empty() => Some(strip_nul(s)),
+        _ => None,
+    }
 }
 
 fn object<'a>(data: &'a Value, key: &str) -> Result<&'a serde_json::Map<String, Value>, Poison> {
@@ -366,6 +401,62 @@ mod tests {
             panic!()
         };
         assert!(!m.incoming);
+    }
+
+    #[test]
+    fn an_echo_keeps_its_app_id_and_a_reaction_its_side() {
+        let echo = event(
+            EventType::MessageEcho,
+            json!({"message": {"mid": "m1", "is_echo": true, "app_id": 1517}}),
+        );
+        let Effect::Conversation {
+            detail: Detail::Message(m),
+            ..
+        } = decode(&echo).unwrap()
+        else {
+            panic!("not a message")
+        };
+        assert_eq!(m.app_id.as_deref(), Some("1517"));
+        let by_page = event(
+            EventType::Reaction,
+            json!({"sender": {"id": "p1"}, "reaction": {"mid": "m1", "action": "react"}}),
+        );
+        let by_customer = event(
+            EventType::Reaction,
+            json!({"sender": {"id": "u1"}, "reaction": {"mid": "m1", "action": "react"}}),
+        );
+        for (e, page) in [(by_page, true), (by_customer, false)] {
+            let Effect::Conversation {
+                detail: Detail::Reaction { by_page, .. },
+                ..
+            } = decode(&e).unwrap()
+            else {
+                panic!("not a reaction")
+            };
+            assert_eq!(by_page, page);
+        }
+    }
+
+    #[test]
+    fn a_customer_profile_names_the_customer_outside_the_file() {
+        let e = event(
+            EventType::CustomerProfile,
+            json!({"psid": "u1", "name": " Ada Lovelace "}),
+        );
+        let Effect::Conversation {
+            in_file: false,
+            detail: Detail::Profile { name },
+            ..
+        } = decode(&e).unwrap()
+        else {
+            panic!("not a profile")
+        };
+        assert_eq!(name, "Ada Lovelace");
+        let nameless = event(
+            EventType::CustomerProfile,
+            json!({"psid": "u1", "name": ""}),
+        );
+        assert!(decode(&nameless).is_err());
     }
 
     #[test]

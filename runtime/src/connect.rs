@@ -80,7 +80,9 @@ pub fn pool(cfg: &DatabaseConfig) -> Result<Pool, ConnectError> {
 /// statement it cancelled first, and the connection stays usable.
 const SILENCE_MARGIN: Duration = Duration::from_secs(1);
 
-fn pool_with(cfg: &DatabaseConfig, limit: Option<Duration>) -> Result<Pool, ConnectError> {
+/// `DATABASE_URL` with a connect timeout and keepalives: for the pool, and for a
+/// connection of its own (oauth-api's `LISTEN`).
+pub fn pg_config(cfg: &DatabaseConfig) -> Result<tokio_postgres::Config, ConnectError> {
     let mut pg: tokio_postgres::Config = cfg
         .database_url
         .parse()
@@ -93,6 +95,11 @@ fn pool_with(cfg: &DatabaseConfig, limit: Option<Duration>) -> Result<Pool, Conn
         .keepalives_idle(Duration::from_secs(10))
         .keepalives_interval(Duration::from_secs(5))
         .keepalives_retries(3);
+    Ok(pg)
+}
+
+fn pool_with(cfg: &DatabaseConfig, limit: Option<Duration>) -> Result<Pool, ConnectError> {
+    let mut pg = pg_config(cfg)?;
     if let Some(limit) = limit {
         let ms = limit.as_millis();
         // Data the server never acknowledges fails the socket, and the server

@@ -43,6 +43,15 @@ pub fn for_status(page: &PageId, psid: &Psid, at_ms: i64) -> EventId {
     known_good(format!("status:{page}:{psid}:{at_ms}"))
 }
 
+/// `customer_profile`: `profile:<page>:<psid>:<sha256 of the name>`, so a name seen
+/// again by every poll is one fact, and a changed name a new one.
+pub fn for_profile(page: &PageId, psid: &Psid, name: &str) -> EventId {
+    known_good(format!(
+        "profile:{page}:{psid}:{}",
+        sha256_hex(name.as_bytes())
+    ))
+}
+
 /// `unparsed`: `unparsed:<sha256 of the body>`.
 pub fn for_unparsed(body: &[u8]) -> EventId {
     known_good(format!("unparsed:{}", sha256_hex(body)))

@@ -19,6 +19,8 @@ pub enum EventType {
     PageChange,
     PageSnapshot,
     ConversationStatus,
+    /// The poller (or oauth-api) learned the customer's name (docs/events.md).
+    CustomerProfile,
     Unknown,
     Invalid,
     Unparsed,
@@ -29,7 +31,7 @@ pub enum EventType {
 pub struct UnknownEventType(pub String);
 
 impl EventType {
-    pub const ALL: [EventType; 16] = [
+    pub const ALL: [EventType; 17] = [
         Self::Message,
         Self::MessageEcho,
         Self::MessageEdit,
@@ -43,6 +45,7 @@ impl EventType {
         Self::PageChange,
         Self::PageSnapshot,
         Self::ConversationStatus,
+        Self::CustomerProfile,
         Self::Unknown,
         Self::Invalid,
         Self::Unparsed,
@@ -76,6 +79,7 @@ impl EventType {
             Self::PageChange => "page_change",
             Self::PageSnapshot => "page_snapshot",
             Self::ConversationStatus => "conversation_status",
+            Self::CustomerProfile => "customer_profile",
             Self::Unknown => "unknown",
             Self::Invalid => "invalid",
             Self::Unparsed => "unparsed",
@@ -109,6 +113,7 @@ impl EventType {
                 | Self::Referral
                 | Self::Standby
                 | Self::ConversationStatus
+                | Self::CustomerProfile
         )
     }
 }

@@ -3,6 +3,7 @@
 
 mod accounts;
 pub(crate) mod pages;
+mod profiles;
 mod send;
 mod subscriptions;
 
@@ -55,6 +56,7 @@ impl Inner {
         match (req.method.clone(), segs.as_slice()) {
             (Method::GET, ["oauth", "access_token"]) => self.oauth(req),
             (Method::GET, ["me", "accounts"]) => self.accounts(req),
+            (Method::GET, [psid]) if self.customer_page(psid).is_some() => self.profile(req, psid),
             (Method::GET, [page]) => self.page_node(req, page),
             (Method::GET, [page, "conversations"]) => self.conversations(req, page),
             (Method::GET, [conv, "messages"]) if conv.starts_with("t_") => self.nested(req, conv),

@@ -141,7 +141,7 @@ impl Inner {
                     "id": c.id,
                     "updated_time": c.updated().map(graph_time),
                     "participants": {"data": [
-                        {"id": c.psid, "name": c.customer_name, "email": format!("{}@facebook.com", c.psid)},
+                        {"id": c.psid, "name": c.name_in_participants.then_some(&c.customer_name), "email": format!("{}@facebook.com", c.psid)},
                         {"id": page, "name": self.pages[page].fields.get("name"), "email": format!("{page}@facebook.com")},
                     ]},
                 });

@@ -257,7 +257,7 @@ async fn deliver(state: &AppState, target: &Target, reply: &Reply) -> Answer {
 async fn send(state: &AppState, target: &Target, reply: &Reply) -> Result<Answer, ApiError> {
     let conn = state.pool.get().await?;
     let last = target::last_customer_message(&**conn, target).await?;
-    let messaging_type = match reply_window(last, Utc::now(), state.messenger_human_agent).kind {
+    let messaging_type = match reply_window(last, Utc::now(), state.inbox.human_agent).kind {
         WindowKind::Response => MessagingType::Response,
         WindowKind::HumanAgent => MessagingType::MessageTag("HUMAN_AGENT"),
         WindowKind::Closed => return Err(window_closed(last.is_some(), state)),
@@ -277,7 +277,7 @@ async fn send(state: &AppState, target: &Target, reply: &Reply) -> Result<Answer
 }
 
 fn window_closed(customer_wrote: bool, state: &AppState) -> ApiError {
-    let message = match (customer_wrote, state.messenger_human_agent) {
+    let message = match (customer_wrote, state.inbox.human_agent) {
         (false, _) => "the customer has not written yet, so the page cannot reply",
         (true, false) => {
             "the customer's last message is more than 24 hours old (MESSENGER_HUMAN_AGENT is off)"

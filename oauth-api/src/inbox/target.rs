@@ -108,20 +108,21 @@ pub async fn find(
 }
 
 /// The time of the customer's last message: the newest own `timestamp` of the
-/// conversation's incoming messages (never when we received them).
+/// conversation's incoming messages (never when we received them), as the
+/// projector keeps it in `conversations.last_in_ms` — the column the list's
+/// `reply_window` reads, so the list and the reply route always agree.
 pub async fn last_customer_message(
     c: &impl GenericClient,
     target: &Target,
 ) -> Result<Option<DateTime<Utc>>, ApiError> {
     let row = c
-        .query_one(
-            "SELECT max(timestamp_ms) FROM conversation_events
-             WHERE page_id = $1 AND psid = $2 AND direction = 'in'",
+        .query_opt(
+            "SELECT last_in_ms FROM conversations WHERE page_id = $1 AND psid = $2",
             &[&target.page.as_str(), &target.psid.as_str()],
         )
         .await?;
     Ok(row
-        .get::<_, Option<i64>>(0)
+        .and_then(|r| r.get::<_, Option<i64>>(0))
         .and_then(pagesync_schema::fbtime::from_millis))
 }
 

@@ -6,6 +6,7 @@ mod cors;
 mod database;
 mod headers;
 mod idempotency;
+mod inbox;
 mod inbox_write_support;
 mod integrations;
 mod keys;

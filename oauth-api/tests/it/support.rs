@@ -188,7 +188,7 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
-    /// The pipeline's webhook URL.
+    /// The pipeline's ingest webhook URL.
     pub fn ingest_url(&self) -> &str {
         &self.pipeline.as_ref().expect("pipeline started").ingest_url
     }
@@ -196,6 +196,11 @@ impl TestApp {
     /// oauth-api with the real ingest and projector, its configuration adjusted first.
     pub async fn spawn_with_pipeline_configured(configure: impl FnOnce(&mut Config)) -> Self {
         Self::start(true, None, configure).await
+    }
+
+    /// Shuts the oauth-api down (as SIGTERM would).
+    pub fn stop(&self) {
+        self.shutdown.cancel();
     }
 
     pub fn data_dir(&self) -> &Path {

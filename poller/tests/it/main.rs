@@ -167,7 +167,7 @@ async fn a_backfill_publishes_every_message_in_webhook_item_shape_with_echoes_fo
     assert_eq!(
         report.outcome(PAGE),
         Some(&PageOutcome::Success {
-            stored: 17,
+            stored: 21,
             duplicates: 0
         })
     );
@@ -178,8 +178,8 @@ async fn a_backfill_publishes_every_message_in_webhook_item_shape_with_echoes_fo
     let messages = t.nats.messages().await;
     assert_eq!(
         messages.len(),
-        17,
-        "1 snapshot + 15 messages + 1 attachment"
+        21,
+        "1 snapshot + 15 messages + 1 attachment + 4 customer names"
     );
     let events = t.nats.events().await;
     let snapshot = events
@@ -194,6 +194,15 @@ async fn a_backfill_publishes_every_message_in_webhook_item_shape_with_echoes_fo
             .as_str()
             .starts_with(&format!("snapshot:{PAGE}:"))
     );
+
+    let name = events
+        .iter()
+        .find(|e| {
+            e.event_type == EventType::CustomerProfile && e.psid.as_ref().unwrap().as_str() == "901"
+        })
+        .expect("the customer's name from participants");
+    let named: Value = serde_json::from_str(name.data.get()).unwrap();
+    assert_eq!(named, json!({"psid": "901", "name": "Customer 901"}));
 
     let customer = events.iter().find(|e| e.id.as_str() == "m_1_0").unwrap();
     assert_eq!(customer.event_type, EventType::Message);
@@ -270,7 +279,11 @@ async fn http_429_then_success_completes_the_page() {
     let report = t.cycle().await;
 
     assert!(report.all_succeeded(), "{report:?}");
-    assert_eq!(t.nats.message_count().await, 16);
+    assert_eq!(
+        t.nats.message_count().await,
+        19,
+        "1 snapshot + 15 messages + 3 names"
+    );
     let statuses: Vec<u16> = t
         .fake
         .requests()
@@ -299,7 +312,11 @@ async fn each_throttling_code_is_backed_off_and_the_page_completes() {
     }
     let throttled = t.fake.requests().iter().filter(|r| r.status == 400).count();
     assert_eq!(throttled, THROTTLE_CODES.len());
-    assert_eq!(t.nats.message_count().await, 16);
+    assert_eq!(
+        t.nats.message_count().await,
+        19,
+        "1 snapshot + 15 messages + 3 names"
+    );
 }
 
 #[tokio::test]
@@ -441,7 +458,7 @@ async fn the_daemon_polls_at_start_and_serves_health_ready_and_metrics() {
     let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
 
     pagesync_testkit::wait::until(Duration::from_secs(20), "first cycle published", || async {
-        nats.message_count().await == 16
+        nats.message_count().await == 19
     })
     .await;
     let http = reqwest::Client::new();
@@ -502,4 +519,44 @@ fn a_missing_or_malformed_encryption_key_fails_in_one_line_without_echoing_it() 
     assert!(bad.contains("TOKEN_ENCRYPTION_KEY"), "{bad}");
     assert!(!bad.contains("bm90LTMyLWJ5dGVz"), "{bad}");
     assert_eq!(bad.lines().count(), 1);
+}
+
+#[tokio::test]
+async fn a_customer_unnamed_in_participants_is_named_by_the_profile_api_and_a_refusal_fails_nothing()
+ {
+    // Arrange: two customers without a name in participants; the profile API
+    // refuses the second (no permission for it).
+    let t = TestApp::spawn().await;
+    for psid in ["905", "906"] {
+        let id = format!("m_{psid}");
+        t.fake
+            .add_message(PAGE, psid, FakeMessage::customer(&id, "hi", at(9, 0)));
+        t.fake.name_only_in_profile(PAGE, psid);
+    }
+    t.fake.inject(
+        Match::path("/906"),
+        Fault::Error {
+            status: 400,
+            code: 100,
+            subcode: Some(2018247),
+            message: "Insufficient permission to access user profile".into(),
+        },
+        None,
+    );
+
+    // Act
+    let report = t.cycle().await;
+
+    // Assert
+    assert!(report.all_succeeded(), "{report:?}");
+    let names: Vec<Value> = t
+        .nats
+        .events()
+        .await
+        .iter()
+        .filter(|e| e.event_type == EventType::CustomerProfile)
+        .map(|e| serde_json::from_str(e.data.get()).unwrap())
+        .collect();
+    assert_eq!(names, [json!({"psid": "905", "name": "Customer 905"})]);
+    assert!(t.fake.count("/905") >= 1, "the profile API was asked");
 }

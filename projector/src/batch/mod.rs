@@ -6,6 +6,7 @@
 //! that converge in any order, recompute the touched conversations' summaries,
 //! record applied ids and dead letters, commit.
 
+mod inbox;
 mod rows;
 mod summary;
 
@@ -17,6 +18,7 @@ use pagesync_schema::{Event, EventType, PageId, Psid};
 use tokio_postgres::Transaction;
 
 use crate::decode::{self, Detail, Effect};
+pub use inbox::CHANGES_CHANNEL;
 use rows::Rows;
 use summary::{Changes, summarize};
 
@@ -351,9 +353,12 @@ async fn apply_prepared(
     for cand in to_apply.iter().filter(|c| !late_dead.contains(&c.idx)) {
         *outcome.applied.entry(cand.event.event_type).or_default() += 1;
     }
+    let changed = changed_conversations(&to_apply, &late_dead, &moved_from);
     changes.recompute.extend(moved_from);
     let summary_started = std::time::Instant::now();
     let counts = summarize(&tx, &changes).await?;
+    inbox::recount_unread(&tx, &changes.receipts).await?;
+    inbox::record_changes(&tx, &changed).await?;
     tracing::debug!(
         new_messages = changes.messages.len(),
         recomputed = changes.recompute.len(),
@@ -371,6 +376,22 @@ async fn apply_prepared(
     outcome.poison = dead.iter().map(|d| d.idx).collect();
     tx.commit().await?;
     Ok(outcome)
+}
+
+/// The conversations whose API view the batch changed: those of the events it
+/// applied, and those that lost an item to another conversation.
+fn changed_conversations(
+    applied: &[&Candidate],
+    refused: &[usize],
+    moved_from: &BTreeSet<(String, String)>,
+) -> BTreeSet<(String, String)> {
+    let mut changed = moved_from.clone();
+    for cand in applied.iter().filter(|c| !refused.contains(&c.idx)) {
+        if let Effect::Conversation { page, psid, .. } = &cand.effect {
+            changed.insert((page.to_string(), psid.to_string()));
+        }
+    }
+    changed
 }
 
 /// What the projection already holds for a batch's candidates.

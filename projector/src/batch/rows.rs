@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use tokio_postgres::Transaction;
 
 use super::Candidate;
+use super::inbox::Names;
 use super::summary::{Changes, NewMessage, NewStatus};
 use crate::decode::{Detail, Effect, MessageRow};
 
@@ -22,6 +23,7 @@ pub(super) struct Rows {
     statuses: Statuses,
     reactions: Reactions,
     edits: Edits,
+    names: Names,
     snapshots: BTreeMap<String, (i64, String, i16, serde_json::Value)>,
     fields: BTreeMap<(String, String), (i64, String, i16, serde_json::Value)>,
     /// Per page, the newest `receivedat` of the ingest events applied.
@@ -71,6 +73,7 @@ struct Reactions {
     actions: Vec<Option<String>>,
     reactions: Vec<Option<String>>,
     emojis: Vec<Option<String>>,
+    by_page: Vec<bool>,
     ts: Vec<i64>,
     ranks: Vec<i16>,
 }
@@ -215,8 +218,10 @@ impl Rows {
                 action,
                 reaction,
                 emoji,
+                by_page,
             } => {
                 let r = &mut self.reactions;
+                r.by_page.push(*by_page);
                 r.ids.push(id);
                 r.pages.push(page);
                 r.psids.push(psid);
@@ -242,6 +247,7 @@ impl Rows {
                 ed.ts.push(ts);
                 ed.ranks.push(rank);
             }
+            Detail::Profile { name } => self.names.add(page, psid, ts, id, name),
             Detail::None => {}
         }
     }
@@ -389,26 +395,30 @@ impl Rows {
             .iter()
             .map(|m| m.and_then(|m| m.attachments.as_ref()))
             .collect();
+        let app_ids: Vec<Option<&str>> = messages
+            .iter()
+            .map(|m| m.and_then(|m| m.app_id.as_deref()))
+            .collect();
         let rows = tx
             .query(
                 "INSERT INTO conversation_events
                      (item_id, page_id, psid, event_type, source, source_rank, timestamp_ms,
-                      in_file, data, stream_seq, direction, text, attachments)
+                      in_file, data, stream_seq, direction, text, attachments, app_id)
                  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                                       $6::int2[], $7::int8[], $8::bool[], $9::text[], $10::int8[],
-                                      $11::text[], $12::text[], $13::jsonb[])
+                                      $11::text[], $12::text[], $13::jsonb[], $14::text[])
                  ON CONFLICT (item_id) DO UPDATE SET
                      page_id = EXCLUDED.page_id, psid = EXCLUDED.psid, event_type = EXCLUDED.event_type,
                      source = EXCLUDED.source, source_rank = EXCLUDED.source_rank,
                      timestamp_ms = EXCLUDED.timestamp_ms, in_file = EXCLUDED.in_file,
                      data = EXCLUDED.data, stream_seq = EXCLUDED.stream_seq, applied_at = now(),
                      direction = EXCLUDED.direction, text = EXCLUDED.text,
-                     attachments = EXCLUDED.attachments
+                     attachments = EXCLUDED.attachments, app_id = EXCLUDED.app_id
                  WHERE conversation_events.source_rank > EXCLUDED.source_rank
                  RETURNING item_id, (xmax = 0) AS inserted",
                 &[
                     &ids, &pages, &psids, &types, &sources, &ranks, &ts, &in_file, &data, &seqs,
-                    &dirs, &texts, &atts,
+                    &dirs, &texts, &atts, &app_ids,
                 ],
             )
             .await?;
@@ -454,15 +464,25 @@ impl Rows {
                 d.push(*delivery);
                 r.push(*read);
             }
-            tx.execute(
+            // Only receipts that moved come back: their unread counts and marks change.
+            let moved = tx
+                .query(
                 "INSERT INTO receipts (page_id, psid, delivery_watermark, read_watermark)
                  SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[])
                  ON CONFLICT (page_id, psid) DO UPDATE SET
                      delivery_watermark = GREATEST(receipts.delivery_watermark, EXCLUDED.delivery_watermark),
-                     read_watermark = GREATEST(receipts.read_watermark, EXCLUDED.read_watermark)",
+                     read_watermark = GREATEST(receipts.read_watermark, EXCLUDED.read_watermark)
+                 WHERE receipts.delivery_watermark IS DISTINCT FROM
+                           GREATEST(receipts.delivery_watermark, EXCLUDED.delivery_watermark)
+                    OR receipts.read_watermark IS DISTINCT FROM
+                           GREATEST(receipts.read_watermark, EXCLUDED.read_watermark)
+                 RETURNING page_id, psid",
                 &[&p, &s, &d, &r],
             )
             .await?;
+            changes
+                .receipts
+                .extend(moved.iter().map(|r| (r.get(0), r.get(1))));
         }
         let st = &self.statuses;
         if !st.ids.is_empty() {
@@ -501,17 +521,17 @@ impl Rows {
         let r = &self.reactions;
         if !r.ids.is_empty() {
             tx.execute(
-                "INSERT INTO reactions (event_id, page_id, psid, mid, action, reaction, emoji, timestamp_ms, source_rank)
+                "INSERT INTO reactions (event_id, page_id, psid, mid, action, reaction, emoji, timestamp_ms, source_rank, by_page)
                  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                      $6::text[], $7::text[], $8::int8[], $9::int2[])
+                                      $6::text[], $7::text[], $8::int8[], $9::int2[], $10::bool[])
                  ON CONFLICT (event_id) DO UPDATE SET
                      mid = EXCLUDED.mid, action = EXCLUDED.action, reaction = EXCLUDED.reaction,
                      emoji = EXCLUDED.emoji, timestamp_ms = EXCLUDED.timestamp_ms,
-                     source_rank = EXCLUDED.source_rank
+                     source_rank = EXCLUDED.source_rank, by_page = EXCLUDED.by_page
                  WHERE reactions.source_rank > EXCLUDED.source_rank",
                 &[
                     &r.ids, &r.pages, &r.psids, &r.mids, &r.actions, &r.reactions, &r.emojis,
-                    &r.ts, &r.ranks,
+                    &r.ts, &r.ranks, &r.by_page,
                 ],
             )
             .await?;
@@ -530,6 +550,7 @@ impl Rows {
             )
             .await?;
         }
+        self.names.execute(tx).await?;
         Ok(changes)
     }
 

@@ -14,6 +14,8 @@ pub(super) struct Changes {
     pub statuses: Vec<NewStatus>,
     /// Conversations where a stored row was replaced by a better copy: recomputed in full.
     pub recompute: BTreeSet<(String, String)>,
+    /// Conversations whose delivery or read watermark moved: unread recounted.
+    pub receipts: BTreeSet<(String, String)>,
 }
 
 pub(super) struct NewMessage {
@@ -38,6 +40,7 @@ impl Changes {
         self.messages.append(&mut other.messages);
         self.statuses.append(&mut other.statuses);
         self.recompute.append(&mut other.recompute);
+        self.receipts.append(&mut other.receipts);
     }
 }
 
@@ -70,6 +73,7 @@ pub(super) async fn summarize(
                     &c.status_at,
                     &c.status_tie,
                     &c.incoming,
+                    &c.in_ms,
                 ],
             )
             .await?;
@@ -97,6 +101,8 @@ struct Fold<'a> {
     last_ms: Option<i64>,
     /// Newest reply.
     out_ms: Option<i64>,
+    /// Newest customer message.
+    in_ms: Option<i64>,
     /// Newest message: (time, mid, text).
     latest: Option<(i64, &'a str, Option<&'a str>)>,
     /// Newest status: (time, tie-breaker, status); an incoming message counts as "open".
@@ -120,6 +126,7 @@ impl<'a> Fold<'a> {
             }
             if m.incoming {
                 f.incoming.push(m.ts);
+                f.in_ms = Some(f.in_ms.map_or(m.ts, |t| t.max(m.ts)));
                 f.newer_status(m.ts, &m.mid, "open");
             } else {
                 f.out_ms = Some(f.out_ms.map_or(m.ts, |t| t.max(m.ts)));
@@ -147,6 +154,7 @@ struct Columns<'a> {
     first: Vec<Option<i64>>,
     last: Vec<Option<i64>>,
     out: Vec<Option<i64>>,
+    in_ms: Vec<Option<i64>>,
     latest_ms: Vec<Option<i64>>,
     latest_mid: Vec<Option<&'a str>>,
     latest_text: Vec<Option<&'a str>>,
@@ -166,6 +174,7 @@ impl<'a> Columns<'a> {
             first: Vec::new(),
             last: Vec::new(),
             out: Vec::new(),
+            in_ms: Vec::new(),
             latest_ms: Vec::new(),
             latest_mid: Vec::new(),
             latest_text: Vec::new(),
@@ -181,6 +190,7 @@ impl<'a> Columns<'a> {
             c.first.push(f.first_ms);
             c.last.push(f.last_ms);
             c.out.push(f.out_ms);
+            c.in_ms.push(f.in_ms);
             c.latest_ms.push(f.latest.map(|l| l.0));
             c.latest_mid.push(f.latest.map(|l| l.1));
             c.latest_text.push(f.latest.and_then(|l| l.2));
@@ -195,14 +205,15 @@ impl<'a> Columns<'a> {
 }
 
 /// Folds a batch's additions into the summaries, one row per conversation. Unread
-/// messages are recounted (an index range scan) only where a newer reply arrived.
+/// messages (the customer's, after the later of the last reply and the read
+/// watermark) are recounted (an index range scan) only where a newer reply arrived.
 const FOLD_SUMMARIES: &str = "
 WITH x AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::int4[], $4::int8[], $5::int8[], $6::int8[],
                          $7::int8[], $8::text[], $9::text[], $10::text[], $11::int8[], $12::text[],
-                         $13::text[])
+                         $13::text[], $14::int8[])
         AS x(page_id, psid, n, first_ms, last_ms, out_ms, latest_ms, latest_mid, latest_text,
-             status, status_at, status_tie, incoming)
+             status, status_at, status_tie, incoming, in_ms)
 )
 UPDATE conversations c SET
     message_count = c.message_count + x.n,
@@ -216,13 +227,15 @@ UPDATE conversations c SET
             OR (x.latest_ms, x.latest_mid COLLATE \"C\") > (c.last_message_ms, c.last_message_mid)
         THEN x.latest_mid ELSE c.last_message_mid END,
     last_out_ms = GREATEST(c.last_out_ms, x.out_ms),
+    last_in_ms = GREATEST(c.last_in_ms, x.in_ms),
     unread_count = CASE WHEN x.out_ms > coalesce(c.last_out_ms, -1)
         THEN (SELECT count(*)::int FROM conversation_events m
               WHERE m.page_id = c.page_id AND m.psid = c.psid AND m.in_file
-                AND m.timestamp_ms > x.out_ms AND m.direction = 'in')
+                AND m.timestamp_ms > GREATEST(x.out_ms, coalesce(r.read_watermark, -1))
+                AND m.direction = 'in')
         ELSE c.unread_count + (SELECT count(*)::int
               FROM unnest(string_to_array(x.incoming, ',')::int8[]) AS t(ms)
-              WHERE t.ms > coalesce(c.last_out_ms, -1)) END,
+              WHERE t.ms > GREATEST(coalesce(c.last_out_ms, -1), coalesce(r.read_watermark, -1))) END,
     status = CASE WHEN c.status_at_ms IS NULL
             OR (x.status_at, x.status_tie COLLATE \"C\") > (c.status_at_ms, c.status_tie)
         THEN coalesce(x.status, c.status) ELSE c.status END,
@@ -232,7 +245,7 @@ UPDATE conversations c SET
     status_tie = CASE WHEN c.status_at_ms IS NULL
             OR (x.status_at, x.status_tie COLLATE \"C\") > (c.status_at_ms, c.status_tie)
         THEN coalesce(x.status_tie, c.status_tie) ELSE c.status_tie END
-FROM x
+FROM x LEFT JOIN receipts r ON r.page_id = x.page_id AND r.psid = x.psid
 WHERE c.page_id = x.page_id AND c.psid = x.psid
 RETURNING c.page_id, c.psid, c.message_count";
 
@@ -248,15 +261,17 @@ WITH t AS (
 ), agg AS (
     SELECT page_id, psid, count(*)::int AS n,
            min(timestamp_ms) AS first_ms, max(timestamp_ms) AS last_ms,
-           max(timestamp_ms) FILTER (WHERE direction = 'out') AS last_out_ms
+           max(timestamp_ms) FILTER (WHERE direction = 'out') AS last_out_ms,
+           max(timestamp_ms) FILTER (WHERE direction = 'in') AS last_in_ms
     FROM msg GROUP BY page_id, psid
 ), latest AS (
     SELECT DISTINCT ON (page_id, psid) page_id, psid, text, mid
     FROM msg ORDER BY page_id, psid, timestamp_ms DESC, mid COLLATE \"C\" DESC
 ), unread AS (
     SELECT m.page_id, m.psid, count(*)::int AS n
-    FROM msg m JOIN agg a USING (page_id, psid)
-    WHERE m.direction = 'in' AND m.timestamp_ms > coalesce(a.last_out_ms, -1)
+    FROM msg m JOIN agg a USING (page_id, psid) LEFT JOIN receipts r USING (page_id, psid)
+    WHERE m.direction = 'in'
+      AND m.timestamp_ms > GREATEST(coalesce(a.last_out_ms, -1), coalesce(r.read_watermark, -1))
     GROUP BY m.page_id, m.psid
 ), status AS (
     SELECT DISTINCT ON (x.page_id, x.psid) x.page_id, x.psid, x.status, x.at_ms, x.tie
@@ -279,7 +294,8 @@ UPDATE conversations c SET
     status_at_ms = status.at_ms,
     status_tie = status.tie,
     last_message_ms = agg.last_ms,
-    last_out_ms = agg.last_out_ms
+    last_out_ms = agg.last_out_ms,
+    last_in_ms = agg.last_in_ms
 FROM t
     LEFT JOIN agg USING (page_id, psid)
     LEFT JOIN latest USING (page_id, psid)

@@ -165,14 +165,17 @@ WITH msg AS (
     WHERE in_file AND direction IS NOT NULL
 ), agg AS (
     SELECT page_id, psid, count(*)::int AS n,
-           max(timestamp_ms) FILTER (WHERE direction = 'out') AS out_ms
+           max(timestamp_ms) FILTER (WHERE direction = 'out') AS out_ms,
+           max(timestamp_ms) FILTER (WHERE direction = 'in') AS in_ms
     FROM msg GROUP BY page_id, psid
 ), latest AS (
     SELECT DISTINCT ON (page_id, psid) page_id, psid, mid FROM msg
     ORDER BY page_id, psid, timestamp_ms DESC, mid COLLATE "C" DESC
 ), unread AS (
     SELECT m.page_id, m.psid, count(*)::int AS n FROM msg m JOIN agg a USING (page_id, psid)
-    WHERE m.direction = 'in' AND m.timestamp_ms > coalesce(a.out_ms, -1)
+        LEFT JOIN receipts r USING (page_id, psid)
+    WHERE m.direction = 'in'
+      AND m.timestamp_ms > GREATEST(coalesce(a.out_ms, -1), coalesce(r.read_watermark, -1))
     GROUP BY m.page_id, m.psid
 ), status AS (
     SELECT DISTINCT ON (page_id, psid) page_id, psid, status FROM (
@@ -187,6 +190,7 @@ SELECT count(*) FROM conversations c
 WHERE c.message_count <> coalesce(agg.n, 0)
    OR c.last_message_mid IS DISTINCT FROM latest.mid
    OR c.unread_count <> coalesce(u.n, 0)
+   OR c.last_in_ms IS DISTINCT FROM agg.in_ms
    OR c.status <> coalesce(s.status, 'open')"#;
 
 proptest! {
