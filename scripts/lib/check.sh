@@ -4,9 +4,9 @@
 # a signed webhook reaches its conversation file, and the inbox API lists the
 # conversation. Needs curl and openssl, and log() from scripts/lib/services.sh.
 
-# The inbox API (GET /api/conversations) does not exist yet. Once it does, change
-# this default to 1: both checks then require it to list the conversation.
-INBOX_API_CHECK=${INBOX_API_CHECK:-0}
+# Both checks require the inbox API (GET /api/conversations) to list the
+# conversation; INBOX_API_CHECK=0 skips that step (for an older build).
+INBOX_API_CHECK=${INBOX_API_CHECK:-1}
 
 # Polls `command...` every 0.2 s until it succeeds; fails naming `what` after `seconds`.
 wait_until() {
@@ -67,7 +67,7 @@ check_conversation_file() {
 check_inbox_api() {
     local base=$1 token=$2 page=$3 psid=$4
     if [ "$INBOX_API_CHECK" != 1 ]; then
-        log "SKIPPED: the inbox API check (GET /api/conversations is not built yet; INBOX_API_CHECK=1 turns it on)"
+        log "SKIPPED: the inbox API check (INBOX_API_CHECK=0)"
         return 0
     fi
     lists_conversation() {
