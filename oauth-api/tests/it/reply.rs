@@ -440,8 +440,10 @@ async fn instagram_conversation(t: &TestApp, account: &str, linked: Option<&str>
         .unwrap();
     client
         .execute(
-            "INSERT INTO conversations (page_id, psid, platform) VALUES ($1, $2, 'instagram')",
-            &[&account, &igsid],
+            // last_in_ms as the projector keeps it for this incoming message.
+            "INSERT INTO conversations (page_id, psid, platform, last_in_ms)
+             VALUES ($1, $2, 'instagram', $3)",
+            &[&account, &igsid, &at.timestamp_millis()],
         )
         .await
         .unwrap();

@@ -50,7 +50,7 @@ async fn a_reply_sent_while_nats_is_down_is_503_and_kept_under_its_key() {
     db.client()
         .await
         .batch_execute(&format!(
-            "INSERT INTO conversations (page_id, psid) VALUES ('{page}', 'c-1');
+            "INSERT INTO conversations (page_id, psid, last_in_ms) VALUES ('{page}', 'c-1', {ms});
              INSERT INTO conversation_events (item_id, page_id, psid, event_type, source, source_rank,
                  timestamp_ms, in_file, data, stream_seq, direction, text)
              VALUES ('m_c1', '{page}', 'c-1', 'message', 'pagesync/ingest', 0, {ms}, true, '{{}}', 1, 'in', 'hi')",
