@@ -2,6 +2,7 @@
 
 mod apply;
 mod failures;
+mod instagram;
 mod lenient;
 mod logs;
 mod migrate;
