@@ -36,6 +36,8 @@ pub enum Match {
     Path(String),
     /// Requests with this method whose path contains this text.
     MethodPath(Method, String),
+    /// Requests whose `fields` parameter contains this text (`"instagram_business_account"`).
+    Fields(String),
 }
 
 impl Match {
@@ -43,11 +45,13 @@ impl Match {
         Self::Path(s.into())
     }
 
-    fn matches(&self, method: &Method, path: &str) -> bool {
+    fn matches(&self, req: &Req) -> bool {
+        let (method, path) = (&req.method, &req.path);
         match self {
             Self::Any => true,
             Self::Path(p) => path.contains(p.as_str()),
             Self::MethodPath(m, p) => m == method && path.contains(p.as_str()),
+            Self::Fields(f) => req.param("fields").is_some_and(|v| v.contains(f.as_str())),
         }
     }
 }
@@ -125,7 +129,7 @@ impl Inner {
         let rule = self
             .faults
             .iter_mut()
-            .find(|r| r.remaining != Some(0) && r.matcher.matches(&req.method, &req.path))?;
+            .find(|r| r.remaining != Some(0) && r.matcher.matches(req))?;
         if let Some(n) = rule.remaining.as_mut() {
             *n -= 1;
         }

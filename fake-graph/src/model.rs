@@ -56,6 +56,8 @@ pub(crate) struct FakeConversation {
     pub(crate) psid: String,
     pub(crate) customer_name: String,
     pub(crate) messages: Vec<FakeMessage>,
+    /// An Instagram conversation of the page's linked account (`platform=instagram`).
+    pub(crate) instagram: bool,
 }
 
 impl FakeConversation {

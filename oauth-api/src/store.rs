@@ -192,6 +192,43 @@ pub async fn upsert_integration(
     Ok(row.get(0))
 }
 
+/// Links the page's Instagram account (`None`: it has none now): recorded on the
+/// integration, and the account's `pages` row made or updated to name the page and
+/// its owner, so the projector files the account under the same user. An account
+/// linked to this page before and no longer loses the link (its files stay).
+pub async fn link_instagram(
+    c: &impl GenericClient,
+    page: &PageId,
+    account: Option<&PageId>,
+) -> Result<(), tokio_postgres::Error> {
+    let (page, account) = (page.as_str(), account.map(PageId::as_str));
+    c.execute(
+        "UPDATE integrations SET instagram_account_id = $2 WHERE page_id = $1",
+        &[&page, &account],
+    )
+    .await?;
+    c.execute(
+        "UPDATE pages SET linked_page_id = NULL
+         WHERE linked_page_id = $1 AND page_id IS DISTINCT FROM $2",
+        &[&page, &account],
+    )
+    .await?;
+    let Some(account) = account else {
+        return Ok(());
+    };
+    // A row that is a Messenger page (an id collision Facebook does not make) is left alone.
+    c.execute(
+        "INSERT INTO pages (page_id, owner_user_id, platform, linked_page_id)
+         SELECT $2, owner_user_id, 'instagram', page_id FROM pages WHERE page_id = $1
+         ON CONFLICT (page_id) DO UPDATE
+         SET owner_user_id = EXCLUDED.owner_user_id, linked_page_id = EXCLUDED.linked_page_id
+         WHERE pages.platform = 'instagram'",
+        &[&page, &account],
+    )
+    .await?;
+    Ok(())
+}
+
 /// The owner of an integration, if it exists (`Some(None)`: no owner).
 pub async fn integration_owner(
     c: &impl GenericClient,
@@ -239,6 +276,9 @@ pub struct IntegrationView {
     #[schema(required = true)]
     pub last_poll_at: Option<DateTime<Utc>>,
     pub webhook_url: String,
+    /// The page's linked Instagram professional account (contract §8), or null.
+    #[schema(required = true)]
+    pub instagram_account_id: Option<String>,
 }
 
 // The last webhook: the newest `receivedat` of the ingest events the projector
@@ -248,7 +288,8 @@ const VIEW: &str = "SELECT i.page_id, i.name, i.active,
              WHEN i.active THEN 'active' ELSE 'inactive' END,
         i.updated_at,
         i.last_webhook_at,
-        i.last_poll_at
+        i.last_poll_at,
+        i.instagram_account_id
     FROM integrations i
     WHERE ($1::uuid IS NULL OR i.owner_user_id = $1)
       AND ($2::text IS NULL OR i.page_id = $2)
@@ -274,6 +315,7 @@ pub async fn list_integrations(
             last_webhook_at: r.get(5),
             last_poll_at: r.get(6),
             webhook_url: webhook_url.to_owned(),
+            instagram_account_id: r.get(7),
         })
         .collect())
 }

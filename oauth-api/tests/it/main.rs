@@ -4,6 +4,7 @@
 mod connect;
 mod database;
 mod headers;
+mod instagram;
 mod integrations;
 mod keys;
 mod secrets;
