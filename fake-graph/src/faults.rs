@@ -36,13 +36,19 @@ pub enum Match {
     Path(String),
     /// Requests with this method whose path contains this text.
     MethodPath(Method, String),
-    /// Requests whose `fields` parameter contains this text (`"instagram_business_account"`).
-    Fields(String),
+    /// Requests whose parameter (name, then text) contains this text:
+    /// `Param("platform".into(), "instagram".into())`.
+    Param(String, String),
 }
 
 impl Match {
     pub fn path(s: &str) -> Self {
         Self::Path(s.into())
+    }
+
+    /// Requests whose parameter `name` contains `text`.
+    pub fn param(name: &str, text: &str) -> Self {
+        Self::Param(name.into(), text.into())
     }
 
     fn matches(&self, req: &Req) -> bool {
@@ -51,7 +57,7 @@ impl Match {
             Self::Any => true,
             Self::Path(p) => path.contains(p.as_str()),
             Self::MethodPath(m, p) => m == method && path.contains(p.as_str()),
-            Self::Fields(f) => req.param("fields").is_some_and(|v| v.contains(f.as_str())),
+            Self::Param(name, text) => req.param(name).is_some_and(|v| v.contains(text.as_str())),
         }
     }
 }

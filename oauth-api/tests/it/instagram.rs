@@ -123,7 +123,7 @@ async fn a_page_connected_by_hand_reads_its_account_with_the_page_token_and_can_
     // Facebook failing to say keeps the link; Facebook saying "none" removes it.
     // (Code 10: the login lacks instagram_basic.)
     t.fake.inject(
-        Match::Fields("instagram_business_account".into()),
+        Match::param("fields", "instagram_business_account"),
         Fault::Error {
             status: 400,
             code: 10,
