@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod connect;
+pub mod coverage;
 pub mod error;
 mod headers;
 pub mod inbox;

@@ -279,6 +279,8 @@ pub struct IntegrationView {
     /// The page's linked Instagram professional account (contract §8), or null.
     #[schema(required = true)]
     pub instagram_account_id: Option<String>,
+    /// Messages first seen by webhook, only by poll, or by send (issue 11).
+    pub webhook_coverage: crate::coverage::WebhookCoverage,
 }
 
 // The last webhook: the newest `receivedat` of the ingest events the projector
@@ -304,9 +306,16 @@ pub async fn list_integrations(
     let owner = caller.owner_filter();
     let page = page.map(PageId::as_str);
     let rows = c.query(VIEW, &[&owner, &page]).await?;
+    let accounts: Vec<&str> = rows
+        .iter()
+        .flat_map(|r| [r.get::<_, Option<&str>>(0), r.get(7)])
+        .flatten()
+        .collect();
+    let coverage = crate::coverage::counts(c, &accounts).await?;
     Ok(rows
         .iter()
         .map(|r| IntegrationView {
+            webhook_coverage: crate::coverage::of(&coverage, r.get(0), r.get(7)),
             page_id: r.get(0),
             name: r.get(1),
             active: r.get(2),

@@ -173,3 +173,61 @@ async fn another_user_never_sees_the_account() {
         .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn the_integration_shows_webhook_coverage_per_platform_over_seven_days() {
+    // Arrange: page A linked to the account; where the projector first saw each message.
+    let t = TestApp::spawn().await;
+    t.fake.add_page(PAGE_A.0, PAGE_A.1, PAGE_A.2);
+    t.fake.link_instagram(PAGE_A.0, ACCOUNT);
+    let (status, _) = t
+        .api(
+            Method::PUT,
+            &format!("{LIST}/{}", PAGE_A.0),
+            Auth::Operator,
+            Some(json!({"access_token": PAGE_A.2})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let now = chrono::Utc::now().timestamp_millis();
+    let old = now - 8 * 24 * 3600 * 1000;
+    let seen = [
+        (PAGE_A.0, "webhook", now),
+        (PAGE_A.0, "webhook", now),
+        (PAGE_A.0, "webhook", now),
+        (PAGE_A.0, "poll", now),
+        (PAGE_A.0, "send", now),
+        (PAGE_A.0, "poll", old),
+        (ACCOUNT, "poll", now),
+    ];
+    let client = t.db.client().await;
+    for (i, (account, origin, at)) in seen.iter().enumerate() {
+        client
+            .execute(
+                "INSERT INTO conversations (page_id, psid) VALUES ($1, 'c1') ON CONFLICT DO NOTHING",
+                &[account],
+            )
+            .await
+            .unwrap();
+        client
+            .execute(
+                "INSERT INTO message_first_seen (mid, page_id, psid, origin, stream_seq, timestamp_ms)
+                 VALUES ($1, $2, 'c1', $3, $4, $5)",
+                &[&format!("m{i}"), account, origin, &(i as i64), at],
+            )
+            .await
+            .unwrap();
+    }
+
+    // Act
+    let (status, list) = t.api(Method::GET, LIST, Auth::Operator, None).await;
+
+    // Assert
+    assert_eq!(status, 200);
+    assert_eq!(
+        list["data"][0]["webhook_coverage"],
+        json!({"window_days": 7,
+               "messenger": {"webhook": 3, "poll_only": 1, "send": 1, "ratio": 0.75},
+               "instagram": {"webhook": 0, "poll_only": 1, "send": 0, "ratio": 0.0}})
+    );
+}

@@ -6,6 +6,7 @@
 //! that converge in any order, recompute the touched conversations' summaries,
 //! record applied ids and dead letters, commit.
 
+mod first_seen;
 mod rows;
 mod summary;
 
@@ -79,6 +80,9 @@ struct Candidate {
     subject: String,
     event: Event,
     effect: Effect,
+    /// The stream sequence and source of the batch's earliest copy of this id
+    /// (webhook coverage: where it was first seen).
+    first: (u64, pagesync_schema::Source),
 }
 
 impl Candidate {
@@ -172,6 +176,7 @@ pub fn prepare(batch: &[Incoming]) -> Prepared {
             idx,
             seq: msg.seq,
             subject: decode::strip_nul(&msg.subject),
+            first: (msg.seq, event.source),
             event,
             effect,
         };
@@ -182,9 +187,11 @@ pub fn prepare(batch: &[Incoming]) -> Prepared {
             Some(existing) => {
                 prepared.duplicates += 1;
                 let key = |c: &Candidate| (c.event.source.rank(), c.seq);
+                let first = existing.first.min(cand.first);
                 if key(&cand) < key(existing) {
                     *existing = cand;
                 }
+                existing.first = first;
             }
         }
     }
@@ -319,7 +326,11 @@ async fn apply_prepared(
     if one_by_one {
         for cand in &to_apply {
             let sp = tx.savepoint("event").await?;
-            match Rows::build(&[cand]).execute(&sp).await {
+            let applied = match Rows::build(&[cand]).execute(&sp).await {
+                Ok(more) => first_seen::record(&sp, &[cand]).await.map(|()| more),
+                Err(e) => Err(e),
+            };
+            match applied {
                 Ok(more) => {
                     sp.commit().await?;
                     changes.append(more);
@@ -333,6 +344,7 @@ async fn apply_prepared(
         }
     } else {
         changes = Rows::build(&to_apply).execute(&tx).await?;
+        first_seen::record(&tx, &to_apply).await?;
     }
     // Events the database refused become dead letters with its complaint.
     let late: Vec<DeadLetter> = to_apply

@@ -65,6 +65,15 @@ impl TestProjector {
             .expect("drain succeeds")
     }
 
+    pub async fn rebuild(&self) -> pagesync_projector::RebuildReport {
+        App::build(self.config())
+            .await
+            .expect("projector builds")
+            .rebuild()
+            .await
+            .expect("rebuild succeeds")
+    }
+
     pub async fn publish(&self, events: &[Event]) {
         Publisher::new(self.nats.js.clone(), self.nats.prefix.clone())
             .publish_all(events, None)
