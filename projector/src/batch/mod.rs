@@ -43,6 +43,8 @@ pub struct Outcome {
     /// Pages and conversations whose files must be rewritten.
     pub pages: BTreeSet<PageId>,
     pub conversations: BTreeSet<(PageId, Psid)>,
+    /// Messages seen for the first time, by (platform, origin): webhook coverage.
+    pub first_seen: first_seen::Counts,
 }
 
 /// Why a batch was not committed. Every variant is retried: nothing was applied.
@@ -327,7 +329,9 @@ async fn apply_prepared(
         for cand in &to_apply {
             let sp = tx.savepoint("event").await?;
             let applied = match Rows::build(&[cand]).execute(&sp).await {
-                Ok(more) => first_seen::record(&sp, &[cand]).await.map(|()| more),
+                Ok(more) => first_seen::record(&sp, &[cand], &mut outcome.first_seen)
+                    .await
+                    .map(|()| more),
                 Err(e) => Err(e),
             };
             match applied {
@@ -344,7 +348,7 @@ async fn apply_prepared(
         }
     } else {
         changes = Rows::build(&to_apply).execute(&tx).await?;
-        first_seen::record(&tx, &to_apply).await?;
+        first_seen::record(&tx, &to_apply, &mut outcome.first_seen).await?;
     }
     // Events the database refused become dead letters with its complaint.
     let late: Vec<DeadLetter> = to_apply

@@ -71,4 +71,18 @@ async fn each_message_keeps_the_origin_of_its_first_copy_in_the_stream_even_afte
     );
     p.rebuild().await;
     assert_eq!(first_seen(&p).await, expected);
+    // Counted by platform and origin (other tests of this process count too).
+    let metrics = pagesync_runtime::ops::metrics_handle().render();
+    let count = |origin: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("pagesync_projector_messages_first_seen_total{"))
+            .filter(|l| {
+                l.contains("platform=\"messenger\"") && l.contains(&format!("origin=\"{origin}\""))
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum()
+    };
+    assert!(count("poll") >= 3.0, "{metrics}");
+    assert!(count("webhook") >= 2.0, "{metrics}");
 }
