@@ -36,6 +36,9 @@ pub enum Match {
     Path(String),
     /// Requests with this method whose path contains this text.
     MethodPath(Method, String),
+    /// Requests whose parameter (name, then text) contains this text:
+    /// `Param("platform".into(), "instagram".into())`.
+    Param(String, String),
 }
 
 impl Match {
@@ -43,11 +46,18 @@ impl Match {
         Self::Path(s.into())
     }
 
-    fn matches(&self, method: &Method, path: &str) -> bool {
+    /// Requests whose parameter `name` contains `text`.
+    pub fn param(name: &str, text: &str) -> Self {
+        Self::Param(name.into(), text.into())
+    }
+
+    fn matches(&self, req: &Req) -> bool {
+        let (method, path) = (&req.method, &req.path);
         match self {
             Self::Any => true,
             Self::Path(p) => path.contains(p.as_str()),
             Self::MethodPath(m, p) => m == method && path.contains(p.as_str()),
+            Self::Param(name, text) => req.param(name).is_some_and(|v| v.contains(text.as_str())),
         }
     }
 }
@@ -125,7 +135,7 @@ impl Inner {
         let rule = self
             .faults
             .iter_mut()
-            .find(|r| r.remaining != Some(0) && r.matcher.matches(&req.method, &req.path))?;
+            .find(|r| r.remaining != Some(0) && r.matcher.matches(req))?;
         if let Some(n) = rule.remaining.as_mut() {
             *n -= 1;
         }

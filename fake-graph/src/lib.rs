@@ -2,7 +2,8 @@
 //!
 //! It serves, on `127.0.0.1` port 0, what pagesync calls: the page node,
 //! `/{page}/conversations` with cursor paging and nested message paging (only the
-//! 20 most recent messages are readable, as on Facebook), `/{conversation}/messages`,
+//! 20 most recent messages are readable, as on Facebook; `platform=instagram` lists
+//! the linked Instagram account's), `/{conversation}/messages`,
 //! `/{page}/subscribed_apps` GET/POST, `/me/accounts`, `/oauth/access_token` (a login
 //! `code` or `fb_exchange_token`) and the Send API (`POST /{page}/messages`, with the
 //! 24-hour window). Tokens are checked (`190` when wrong or revoked), `appsecret_proof`
@@ -140,16 +141,49 @@ impl FakeGraph {
 
     /// Adds a message to the conversation of `psid` (created on first use, id `t_<psid>`).
     pub fn add_message(&self, page: &str, psid: &str, message: FakeMessage) {
+        self.add_conversation_message(page, psid, false, message);
+    }
+
+    /// Links an Instagram professional account to the page: the page node's and
+    /// `/me/accounts`' `instagram_business_account` field.
+    pub fn link_instagram(&self, page: &str, account_id: &str) {
+        self.set_page_field(
+            page,
+            "instagram_business_account",
+            json!({"id": account_id}),
+        );
+    }
+
+    /// Adds a message to the Instagram conversation of `igsid` on the page's linked
+    /// account (created on first use, id `t_ig_<igsid>`), listed by
+    /// `/{page}/conversations?platform=instagram`.
+    pub fn add_instagram_message(&self, page: &str, igsid: &str, message: FakeMessage) {
+        self.add_conversation_message(page, igsid, true, message);
+    }
+
+    fn add_conversation_message(
+        &self,
+        page: &str,
+        customer: &str,
+        instagram: bool,
+        message: FakeMessage,
+    ) {
         self.with_page(page, |p| {
-            let conv = match p.conversations.iter_mut().position(|c| c.psid == psid) {
+            let found = p
+                .conversations
+                .iter()
+                .position(|c| c.psid == customer && c.instagram == instagram);
+            let conv = match found {
                 Some(i) => &mut p.conversations[i],
                 None => {
+                    let prefix = if instagram { "t_ig_" } else { "t_" };
                     p.conversations.push(FakeConversation {
-                        id: format!("t_{psid}"),
-                        psid: psid.into(),
-                        customer_name: format!("Customer {psid}"),
+                        id: format!("{prefix}{customer}"),
+                        psid: customer.into(),
+                        customer_name: format!("Customer {customer}"),
                         name_in_participants: true,
                         messages: Vec::new(),
+                        instagram,
                     });
                     p.conversations.last_mut().expect("just pushed")
                 }

@@ -58,6 +58,8 @@ pub(crate) struct FakeConversation {
     /// Whether `participants` carries the name (else only the User Profile API does).
     pub(crate) name_in_participants: bool,
     pub(crate) messages: Vec<FakeMessage>,
+    /// An Instagram conversation of the page's linked account (`platform=instagram`).
+    pub(crate) instagram: bool,
 }
 
 impl FakeConversation {

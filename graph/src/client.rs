@@ -9,8 +9,10 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use hmac::{Hmac, Mac};
+use pagesync_schema::Platform;
 use reqwest::{Method, Url};
 use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sha2::Sha256;
@@ -201,6 +203,25 @@ impl GraphClient {
         PageNode::from_value(v).map_err(GraphError::Decode)
     }
 
+    /// `GET /{page_id}?fields=instagram_business_account`: the id of the page's
+    /// linked Instagram professional account, `None` when it has none.
+    pub async fn instagram_account(
+        &self,
+        page_id: &str,
+        token: &AccessToken,
+    ) -> Result<Option<String>, GraphError> {
+        #[derive(Deserialize)]
+        struct Node {
+            #[serde(default)]
+            instagram_business_account: Option<LinkedAccount>,
+        }
+        let mut url = self.url(page_id);
+        url.query_pairs_mut()
+            .append_pair("fields", "instagram_business_account");
+        let node: Node = self.get_json(url, token, Some(page_id)).await?;
+        Ok(node.instagram_business_account.map(|a| a.id))
+    }
+
     /// The User Profile API: a customer's name (`GET /{psid}?fields=first_name,last_name,name`
     /// with the page token). `None` when Facebook gives no name.
     pub async fn customer_name(
@@ -229,9 +250,22 @@ impl GraphClient {
             .or_else(|| (!joined.is_empty()).then_some(joined)))
     }
 
-    /// `GET /{page_id}/conversations` with nested messages, as a pager over result pages.
+    /// `GET /{page_id}/conversations?platform=messenger` with nested messages, as a
+    /// pager over result pages.
     pub fn conversations<'a>(
         &'a self,
+        page_id: &'a str,
+        token: &'a AccessToken,
+        messages_limit: u32,
+    ) -> Pager<'a, Conversation> {
+        self.conversations_on(Platform::Messenger, page_id, token, messages_limit)
+    }
+
+    /// `GET /{page_id}/conversations?platform=<platform>`: Instagram's conversations
+    /// are read through the page id and token too (contract §8).
+    pub fn conversations_on<'a>(
+        &'a self,
+        platform: Platform,
         page_id: &'a str,
         token: &'a AccessToken,
         messages_limit: u32,
@@ -239,7 +273,7 @@ impl GraphClient {
         let mut url = self.url(&format!("{page_id}/conversations"));
         let limit = messages_limit.min(MAX_READABLE_MESSAGES);
         url.query_pairs_mut()
-            .append_pair("platform", "messenger")
+            .append_pair("platform", platform.as_str())
             .append_pair(
                 "fields",
                 &format!(
@@ -297,7 +331,7 @@ impl GraphClient {
         let mut url = self.url("me/accounts");
         url.query_pairs_mut().append_pair(
             "fields",
-            "id,name,category,category_list,tasks,access_token",
+            "id,name,category,category_list,tasks,access_token,instagram_business_account",
         );
         Pager::new(self, url, user_token, None).collect_all().await
     }

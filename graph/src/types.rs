@@ -174,6 +174,16 @@ pub struct AccountPage {
     #[serde(default)]
     pub tasks: Vec<String>,
     pub access_token: AccessToken,
+    /// The page's linked Instagram professional account, when it has one.
+    #[serde(default)]
+    pub instagram_business_account: Option<LinkedAccount>,
+}
+
+/// A node Facebook links to another by id (`instagram_business_account`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct LinkedAccount {
+    #[serde(deserialize_with = "de_id")]
+    pub id: String,
 }
 
 /// `oauth/access_token`'s answer.

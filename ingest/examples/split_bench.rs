@@ -5,43 +5,48 @@
 //! reader). The machine is shared, so it reports the best of 30 windows of 100 ms
 //! (the rate least disturbed by other work). With an argument N it instead splits
 //! each delivery N times without timing, for `perf stat -e instructions:u`, whose
-//! count a busy machine does not disturb. Not run in CI.
+//! count a busy machine does not disturb. `instagram` is Meta-shaped Instagram
+//! delivery of every item kind; `mixed` splits the Messenger and the Instagram
+//! delivery in turn (a 50/50 mix, contract §8). Not run in CI.
 
 use std::time::{Duration, Instant};
 
 use pagesync_ingest::split::split;
 
 const EVERY_TYPE: &str = include_str!("../tests/fixtures/every_type.json");
+const INSTAGRAM: &str = include_str!("../tests/fixtures/instagram.json");
 
-fn rate(name: &str, body: &[u8]) {
+/// Deliveries split in turn, one after another.
+type Bodies<'a> = [&'a [u8]];
+
+fn rate(name: &str, bodies: &Bodies<'_>) {
     let now = chrono::Utc::now();
-    let events = split(body, now).len();
-    for _ in 0..1_000 {
-        std::hint::black_box(split(body, now));
-    }
+    let events: usize = bodies.iter().map(|b| split(b, now).len()).sum();
+    let bytes: usize = bodies.iter().map(|b| b.len()).sum();
+    repeat(bodies, 1_000);
     let window = || {
         let (start, mut runs) = (Instant::now(), 0u64);
         while start.elapsed() < Duration::from_millis(100) {
-            for _ in 0..20 {
-                std::hint::black_box(split(std::hint::black_box(body), now));
-            }
-            runs += 20;
+            repeat(bodies, 20);
+            runs += 20 * bodies.len() as u64;
         }
         runs as f64 / start.elapsed().as_secs_f64()
     };
     let per_s = (0..30).map(|_| window()).fold(0.0, f64::max);
+    let per_delivery = events as f64 / bodies.len() as f64;
     println!(
-        "{name}: {per_s:.0} deliveries/s, {:.0} events/s ({events} events, {} bytes)",
-        per_s * events as f64,
-        body.len()
+        "{name}: {per_s:.0} deliveries/s, {:.0} events/s ({events} events, {bytes} bytes)",
+        per_s * per_delivery,
     );
 }
 
-/// Splits `body` `n` times: fixed work to count instructions over.
-fn repeat(body: &[u8], n: u64) {
+/// Splits each of `bodies` `n` times: fixed work to count instructions over.
+fn repeat(bodies: &Bodies<'_>, n: u64) {
     let now = chrono::Utc::now();
     for _ in 0..n {
-        std::hint::black_box(split(std::hint::black_box(body), now));
+        for body in bodies {
+            std::hint::black_box(split(std::hint::black_box(body), now));
+        }
     }
 }
 
@@ -49,20 +54,22 @@ fn main() {
     let hostile = EVERY_TYPE
         .replace(r#""text":""#, r#""text":"\ud83d "#)
         .replace(r#""timestamp":"#, r#""n":1e400,"timestamp":"#);
-    let bodies = [
-        ("ordinary", EVERY_TYPE),
-        ("lone surrogates, 1e400", &hostile),
+    let (messenger, instagram) = (EVERY_TYPE.as_bytes(), INSTAGRAM.as_bytes());
+    let runs: [(&str, &Bodies<'_>); 4] = [
+        ("ordinary", &[messenger]),
+        ("lone surrogates, 1e400", &[hostile.as_bytes()]),
+        ("instagram", &[instagram]),
+        ("mixed 50/50", &[messenger, instagram]),
     ];
-    match std::env::args().nth(1).and_then(|n| n.parse().ok()) {
+    match std::env::args().nth(1).and_then(|n| n.parse::<u64>().ok()) {
         Some(n) => {
             let which = std::env::args().nth(2).unwrap_or_default();
-            for (name, body) in bodies.iter().filter(|(name, _)| name.starts_with(&which)) {
-                repeat(body.as_bytes(), n);
-                println!("{name}: split {n} times");
+            for (name, bodies) in runs.iter().filter(|(name, _)| name.starts_with(&which)) {
+                // A mix splits each of its deliveries n/2 times: n deliveries in all.
+                repeat(bodies, n / bodies.len() as u64);
+                println!("{name}: split {n} deliveries");
             }
         }
-        None => bodies
-            .iter()
-            .for_each(|(name, body)| rate(name, body.as_bytes())),
+        None => runs.iter().for_each(|(name, bodies)| rate(name, bodies)),
     }
 }

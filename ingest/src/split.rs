@@ -12,13 +12,14 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use pagesync_schema::fbtime::{epoch_millis, from_millis};
 use pagesync_schema::lenient::{JsonRef, Lenient};
-use pagesync_schema::{Event, EventId, EventType, PageId, Psid, Source, event_id};
+use pagesync_schema::{Event, EventId, EventType, PageId, Platform, Psid, Source, event_id};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+mod instagram;
 mod read;
 
-use read::{Members, PageKey, lenient_string, list};
+use read::{Members, PageKey, lenient_flag, lenient_string, list};
 
 /// A `page_change` without `value` hashes as `null`.
 static NULL: Value = Value::Null;
@@ -29,7 +30,11 @@ pub fn split(body: &[u8], received_at: DateTime<Utc>) -> Vec<Event> {
         return vec![unparsed(body, received_at)];
     };
     let mut out = Vec::new();
-    Ctx { received_at }.delivery(raw, &mut out);
+    let ctx = Ctx {
+        received_at,
+        platform: Platform::Messenger,
+    };
+    ctx.delivery(raw, &mut out);
     out
 }
 
@@ -72,8 +77,11 @@ enum List {
     Changes,
 }
 
+#[derive(Clone, Copy)]
 struct Ctx {
     received_at: DateTime<Utc>,
+    /// The platform of the delivery's `object`; Messenger for foreign objects.
+    platform: Platform,
 }
 
 impl Ctx {
@@ -84,11 +92,16 @@ impl Ctx {
             out.push(self.unknown(raw, None, &PageKey::none(), None));
             return;
         };
-        let is_page =
-            member("object").is_some_and(|o| Lenient::of_raw(o).value().as_str() == Some("page"));
+        let platform = member("object").and_then(|o| {
+            let object = Lenient::of_raw(o);
+            let object = object.value().as_str()?;
+            Platform::ALL
+                .into_iter()
+                .find(|p| p.webhook_object() == object)
+        });
         for entry in entries {
-            if is_page {
-                self.page_entry(entry, out);
+            if let Some(platform) = platform {
+                Ctx { platform, ..*self }.page_entry(entry, out);
             } else {
                 let page =
                     Members::of(entry).map_or_else(PageKey::none, |m| PageKey::of(m.get("id")));
@@ -137,12 +150,16 @@ impl Ctx {
 
     fn item(&self, ctx: &ItemCtx<'_>, list: List, raw: &RawValue) -> Event {
         let doc = Lenient::of_raw(raw);
-        match list {
-            List::Changes => self.change(ctx, raw, &doc),
-            List::Messaging | List::Standby => {
+        match (self.platform, list) {
+            (Platform::Messenger, List::Changes) => self.change(ctx, raw, &doc),
+            // §8: Instagram's `changes` (comments, mentions) and `standby` are not named yet.
+            (Platform::Instagram, List::Changes | List::Standby) => {
+                self.unknown_item(raw, &doc, ctx.page, ctx.page_key, ctx.entry_time)
+            }
+            (_, List::Messaging | List::Standby) => {
                 let kind = match list {
                     List::Standby => Some(EventType::Standby),
-                    _ => messaging_type(doc.value()),
+                    _ => messaging_type(self.platform, doc.value()),
                 };
                 match kind {
                     Some(kind) => self.messaging(ctx, raw, &doc, kind),
@@ -185,6 +202,12 @@ impl Ctx {
             );
         };
         let id = match kind {
+            // An unsend names the message it deletes: the mid is not its own id.
+            EventType::Message
+                if self.platform == Platform::Instagram && instagram::is_unsend(item) =>
+            {
+                None
+            }
             EventType::Message | EventType::MessageEcho => {
                 lenient_string(item.pointer("/message/mid"))
                     .and_then(|mid| event_id::for_message(&mid))
@@ -261,7 +284,7 @@ impl Ctx {
             source: Source::Ingest,
             page_id,
             psid,
-            platform: pagesync_schema::Platform::Messenger,
+            platform: self.platform,
             time: time_ms.and_then(from_millis).unwrap_or(self.received_at),
             received_at: self.received_at,
             data: raw.to_owned(),
@@ -289,19 +312,22 @@ fn unparsed(body: &[u8], received_at: DateTime<Utc>) -> Event {
         source: Source::Ingest,
         page_id: None,
         psid: None,
-        platform: pagesync_schema::Platform::Messenger,
+        platform: Platform::Messenger,
         time: received_at,
         received_at,
         data: serde_json::value::to_raw_value(&data).expect("a JSON object serialises"),
     }
 }
 
-/// The type a `messaging[]` item carries, by the first known key present.
-fn messaging_type(item: &Value) -> Option<EventType> {
+/// The type a `messaging[]` item carries, by the first key present that the
+/// platform names.
+fn messaging_type(platform: Platform, item: &Value) -> Option<EventType> {
     let obj = item.as_object()?;
-    let (_, kind) = EventType::MESSAGING_KEYS
-        .iter()
-        .find(|(key, _)| obj.contains_key(*key))?;
+    let keys: &[(&str, EventType)] = match platform {
+        Platform::Messenger => &EventType::MESSAGING_KEYS,
+        Platform::Instagram => &instagram::MESSAGING_KEYS,
+    };
+    let (_, kind) = keys.iter().find(|(key, _)| obj.contains_key(*key))?;
     Some(if *kind == EventType::Message && is_echo(item) {
         EventType::MessageEcho
     } else {
@@ -310,14 +336,11 @@ fn messaging_type(item: &Value) -> Option<EventType> {
 }
 
 fn is_echo(item: &Value) -> bool {
-    match item.pointer("/message/is_echo") {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) => s == "true",
-        _ => false,
-    }
+    lenient_flag(item.pointer("/message/is_echo"))
 }
 
-/// The receipt's watermark as sent (an integer, or a string of one).
+/// The receipt's watermark as sent (an integer, or a string of one). Instagram's
+/// `read` names a `mid` instead: it has none.
 fn watermark(item: &Value, kind: EventType) -> Option<i64> {
     let key = match kind {
         EventType::Delivery => "delivery",
@@ -338,3 +361,6 @@ fn item_time(item: &Value) -> Option<i64> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod instagram_tests;

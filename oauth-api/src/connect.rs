@@ -111,7 +111,13 @@ async fn set_up_page(state: &AppState, user: Uuid, account: &AccountPage) -> Pag
         active: true,
         owner: Some(user),
     };
-    setup.stored = store_page(state, &conn).await.map(|()| sealed);
+    let instagram = account
+        .instagram_business_account
+        .as_ref()
+        .and_then(|a| instagram_id(&page, &a.id));
+    setup.stored = store_page(state, &conn, Some(instagram.as_ref()))
+        .await
+        .map(|()| sealed);
     if setup.stored.is_err() {
         return setup;
     }
@@ -119,11 +125,19 @@ async fn set_up_page(state: &AppState, user: Uuid, account: &AccountPage) -> Pag
     setup
 }
 
-async fn store_page(state: &AppState, conn: &Connection<'_>) -> Result<(), String> {
+/// Stores the page and, when `instagram` is known (`Some`), its Instagram link.
+async fn store_page(
+    state: &AppState,
+    conn: &Connection<'_>,
+    instagram: Option<Option<&PageId>>,
+) -> Result<(), String> {
     let result: Result<(), ApiError> = async {
         let mut client = state.pool.get().await?;
         let tx = client.transaction().await?;
         store::upsert_integration(&*tx, conn).await?;
+        if let Some(account) = instagram {
+            store::link_instagram(&*tx, conn.page, account).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -132,6 +146,33 @@ async fn store_page(state: &AppState, conn: &Connection<'_>) -> Result<(), Strin
         tracing::error!(page_id = %conn.page, error = %format!("{e:#}"), "could not store page");
         "the page could not be stored; try again".to_owned()
     })
+}
+
+/// The linked Instagram account's id as a safe token; one that is not is ignored.
+pub fn instagram_id(page: &PageId, raw: &str) -> Option<PageId> {
+    match PageId::parse(raw) {
+        Ok(account) => Some(account),
+        Err(e) => {
+            tracing::warn!(page_id = %page, error = %e, "Instagram account id is not a safe token; not linked");
+            None
+        }
+    }
+}
+
+/// The page's Instagram account read with its token (a manual connect): `None`
+/// when reading it failed, so an existing link is kept; the failure is logged.
+pub async fn read_instagram(
+    state: &AppState,
+    page: &PageId,
+    token: &AccessToken,
+) -> Option<Option<PageId>> {
+    match state.graph.instagram_account(page.as_str(), token).await {
+        Ok(account) => Some(account.and_then(|id| instagram_id(page, &id))),
+        Err(e) => {
+            tracing::warn!(page_id = %page, error = %e, "could not read the page's Instagram account; link unchanged");
+            None
+        }
+    }
 }
 
 /// Subscribes the page and records the outcome on the integration.

@@ -200,6 +200,7 @@ pub async fn put(
     crate::connect::subscribe(&state, &page, &token)
         .await
         .map_err(ApiError::Facebook)?;
+    let instagram = crate::connect::read_instagram(&state, &page, &token).await;
     let name = node.fields.get("name").and_then(|v| v.as_str());
     let sealed = state.cipher.encrypt(token.expose(), page.as_str());
     let owner = match caller {
@@ -220,6 +221,9 @@ pub async fn put(
             },
         )
         .await?;
+        if let Some(account) = &instagram {
+            store::link_instagram(&*tx, &page, account.as_ref()).await?;
+        }
         tx.commit().await?;
         created
     };

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod connect;
 pub mod cors;
+pub mod coverage;
 pub mod error;
 mod headers;
 pub mod inbox;

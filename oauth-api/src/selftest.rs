@@ -67,6 +67,8 @@ pub async fn run(state: &AppState, setup: &PageSetup) -> (Vec<TestEntry>, Vec<Te
                 page_id: page.clone(),
                 key_id: sealed.key_id.clone(),
                 sealed_token: sealed.bytes.clone(),
+                // The self-test checks the page's own (Messenger) polling.
+                instagram_account: None,
             };
             let ((meta, msg), polled) = futures::join!(webhook, poll_once(state, &integration));
             (meta, msg, polled)

@@ -141,6 +141,9 @@ pub async fn spend_nonce(
 
 // ---- integrations -----------------------------------------------------------------
 
+mod instagram;
+pub use instagram::link_instagram;
+
 /// A page token to store, already sealed.
 pub struct Connection<'a> {
     pub page: &'a PageId,
@@ -239,6 +242,11 @@ pub struct IntegrationView {
     #[schema(required = true)]
     pub last_poll_at: Option<DateTime<Utc>>,
     pub webhook_url: String,
+    /// The page's linked Instagram professional account (contract §8), or null.
+    #[schema(required = true)]
+    pub instagram_account_id: Option<String>,
+    /// Messages first seen by webhook, only by poll, or by send (issue 11).
+    pub webhook_coverage: crate::coverage::WebhookCoverage,
 }
 
 // The last webhook: the newest `receivedat` of the ingest events the projector
@@ -248,7 +256,8 @@ const VIEW: &str = "SELECT i.page_id, i.name, i.active,
              WHEN i.active THEN 'active' ELSE 'inactive' END,
         i.updated_at,
         i.last_webhook_at,
-        i.last_poll_at
+        i.last_poll_at,
+        i.instagram_account_id
     FROM integrations i
     WHERE ($1::uuid IS NULL OR i.owner_user_id = $1)
       AND ($2::text IS NULL OR i.page_id = $2)
@@ -263,9 +272,16 @@ pub async fn list_integrations(
     let owner = caller.owner_filter();
     let page = page.map(PageId::as_str);
     let rows = c.query(VIEW, &[&owner, &page]).await?;
+    let accounts: Vec<&str> = rows
+        .iter()
+        .flat_map(|r| [r.get::<_, Option<&str>>(0), r.get(7)])
+        .flatten()
+        .collect();
+    let coverage = crate::coverage::counts(c, &accounts).await?;
     Ok(rows
         .iter()
         .map(|r| IntegrationView {
+            webhook_coverage: crate::coverage::of(&coverage, r.get(0), r.get(7)),
             page_id: r.get(0),
             name: r.get(1),
             active: r.get(2),
@@ -274,6 +290,7 @@ pub async fn list_integrations(
             last_webhook_at: r.get(5),
             last_poll_at: r.get(6),
             webhook_url: webhook_url.to_owned(),
+            instagram_account_id: r.get(7),
         })
         .collect())
 }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use pagesync_graph::{GraphMessage, PageNode, Participant};
-use pagesync_schema::{Event, EventType, PageId, Psid, Source, event_id};
+use pagesync_schema::{Event, EventType, PageId, Platform, Psid, Source, event_id};
 use serde_json::{Value, json};
 
 /// A `message` or `message_echo` event whose `data` is the webhook item a
@@ -102,6 +102,19 @@ pub fn profile_events(
             Some(conversation_event(kind, id, page, psid, times, &data))
         })
         .collect()
+}
+
+/// A message of the page's linked Instagram account: the same item shape, with the
+/// account id (IGID) where a page event has the page id (`pageid`, the business
+/// side of `sender`/`recipient`), and `platform: instagram` (contract §8).
+pub fn instagram_message_event(
+    account: &PageId,
+    m: &GraphMessage,
+    received_at: DateTime<Utc>,
+) -> Option<Event> {
+    let mut event = message_event(account, m, received_at)?;
+    event.platform = Platform::Instagram;
+    Some(event)
 }
 
 /// A `page_snapshot` event: the page object (never a token, at any depth), id

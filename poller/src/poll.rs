@@ -9,10 +9,10 @@ use pagesync_graph::{
     AccessToken, GraphClient, GraphError, GraphMessage, MAX_READABLE_MESSAGES, Participant,
     SUBSCRIBED_FIELDS,
 };
-use pagesync_schema::{Event, PageId, Psid, Publisher};
+use pagesync_schema::{Event, PageId, Platform, Psid, Publisher};
 use sha2::{Digest, Sha256};
 
-use crate::events::{message_event, profile_events, snapshot_event};
+use crate::events::{instagram_message_event, message_event, profile_events, snapshot_event};
 use crate::store::{self, Checkpoint, Integration, Subscription};
 
 /// How one page's poll ended.
@@ -63,6 +63,13 @@ enum PollError {
     Store(#[from] store::StoreError),
     #[error("stored page token cannot be decrypted: {0}")]
     Token(#[from] pagesync_crypto::CryptoError),
+}
+
+/// Whose conversations a poll reads: the page's own (Messenger), or its linked
+/// Instagram account's, whose id the events carry.
+struct Account<'a> {
+    platform: Platform,
+    id: &'a PageId,
 }
 
 #[derive(Default)]
@@ -122,8 +129,8 @@ impl PagePoller {
         let previous = store::checkpoint(&self.pool, page).await?;
         let mut tally = Tally::default();
         let mut next = Checkpoint {
-            newest_updated_time: previous.newest_updated_time,
             snapshot_sha256: None,
+            ..previous.clone()
         };
 
         // Page snapshot, published only when the page object changed.
@@ -138,13 +145,48 @@ impl PagePoller {
 
         self.check_subscription(page, &token).await?;
 
+        let messenger = Account {
+            platform: Platform::Messenger,
+            id: page,
+        };
+        self.poll_conversations(&messenger, page, &token, &previous, &mut next, &mut tally)
+            .await?;
+        // A linked Instagram account is read through the page, with the page's token.
+        if let Some(id) = &integration.instagram_account {
+            let instagram = Account {
+                platform: Platform::Instagram,
+                id,
+            };
+            self.poll_conversations(&instagram, page, &token, &previous, &mut next, &mut tally)
+                .await?;
+        }
+
+        store::complete_poll(&self.pool, page, &next).await?;
+        tracing::info!(page_id = %page, stored = tally.stored, duplicates = tally.duplicates, "page polled");
+        Ok(tally)
+    }
+
+    /// Reads one platform's conversations of the page since that platform's
+    /// checkpoint (minus the overlap), publishing what the projection lacks.
+    async fn poll_conversations(
+        &self,
+        account: &Account<'_>,
+        page: &PageId,
+        token: &AccessToken,
+        previous: &Checkpoint,
+        next: &mut Checkpoint,
+        tally: &mut Tally,
+    ) -> Result<(), PollError> {
         // Conversations come newest first: stop at the first one older than the window.
         let since = previous
-            .newest_updated_time
+            .newest(account.platform)
             .map(|t| t - chrono::Duration::from_std(self.overlap).unwrap_or_default());
-        let mut pager = self
-            .graph
-            .conversations(page.as_str(), &token, MAX_READABLE_MESSAGES);
+        let mut pager = self.graph.conversations_on(
+            account.platform,
+            page.as_str(),
+            token,
+            MAX_READABLE_MESSAGES,
+        );
         'pages: while let Some(conversations) = pager.next_page().await? {
             let mut events = Vec::new();
             let mut reached_old = false;
@@ -156,27 +198,26 @@ impl PagePoller {
                     break;
                 }
                 if let Some(u) = conv.updated_time {
-                    next.newest_updated_time =
-                        Some(next.newest_updated_time.map_or(u, |n| n.max(u)));
+                    next.saw(account.platform, u);
                 }
-                let messages = self.messages_of(conv.messages, page, &token).await?;
-                events.extend(self.events_for(page, &messages, since));
-                let named = conv.updated_time.unwrap_or(fetched);
-                let people = self.with_names(page, &token, conv.participants.data).await;
-                events.extend(profile_events(page, &people, named, Utc::now()));
+                let messages = self.messages_of(conv.messages, page, token).await?;
+                events.extend(self.events_for(account, &messages, since));
+                // Messenger's participants carry names; Instagram's carry usernames.
+                if account.platform == Platform::Messenger {
+                    let named = conv.updated_time.unwrap_or_else(Utc::now);
+                    let people = self.with_names(page, token, conv.participants.data).await;
+                    events.extend(profile_events(page, &people, named, Utc::now()));
+                }
             }
             let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
             let known = store::known_mids(&self.pool, &ids).await?;
             events.retain(|e| !known.contains(e.id.as_str()));
-            self.publish(&events, &mut tally).await?;
+            self.publish(&events, tally).await?;
             if reached_old {
                 break 'pages;
             }
         }
-
-        store::complete_poll(&self.pool, page, &next).await?;
-        tracing::info!(page_id = %page, stored = tally.stored, duplicates = tally.duplicates, "page polled");
-        Ok(tally)
+        Ok(())
     }
 
     /// The conversation's readable messages: the nested first page, then nested
@@ -210,10 +251,11 @@ impl PagePoller {
 
     fn events_for(
         &self,
-        page: &PageId,
+        account: &Account<'_>,
         messages: &[GraphMessage],
         since: Option<DateTime<Utc>>,
     ) -> Vec<Event> {
+        let page = account.id;
         let now = Utc::now();
         messages
             .iter()
@@ -222,7 +264,10 @@ impl PagePoller {
                 _ => true,
             })
             .filter_map(|m| {
-                let e = message_event(page, m, now);
+                let e = match account.platform {
+                    Platform::Messenger => message_event(page, m, now),
+                    Platform::Instagram => instagram_message_event(page, m, now),
+                };
                 if e.is_none() {
                     tracing::warn!(page_id = %page, "skipped a message without a usable id, author or customer");
                 }

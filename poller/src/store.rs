@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
-use pagesync_schema::PageId;
+use pagesync_schema::{PageId, Platform};
 
 /// An integration the poller may poll.
 #[derive(Clone)]
@@ -10,6 +10,8 @@ pub struct Integration {
     pub page_id: PageId,
     pub key_id: String,
     pub sealed_token: Vec<u8>,
+    /// The page's linked Instagram account, polled with the page's token (§8).
+    pub instagram_account: Option<PageId>,
 }
 
 impl std::fmt::Debug for Integration {
@@ -22,6 +24,27 @@ impl std::fmt::Debug for Integration {
 pub struct Checkpoint {
     pub newest_updated_time: Option<DateTime<Utc>>,
     pub snapshot_sha256: Option<String>,
+    /// The newest Instagram conversation `updated_time` seen (V11).
+    pub instagram_newest_updated_time: Option<DateTime<Utc>>,
+}
+
+impl Checkpoint {
+    /// The newest `updated_time` seen on one platform.
+    pub fn newest(&self, platform: Platform) -> Option<DateTime<Utc>> {
+        match platform {
+            Platform::Messenger => self.newest_updated_time,
+            Platform::Instagram => self.instagram_newest_updated_time,
+        }
+    }
+
+    /// Moves one platform's newest `updated_time` forward to `seen`.
+    pub fn saw(&mut self, platform: Platform, seen: DateTime<Utc>) {
+        let slot = match platform {
+            Platform::Messenger => &mut self.newest_updated_time,
+            Platform::Instagram => &mut self.instagram_newest_updated_time,
+        };
+        *slot = Some(slot.map_or(seen, |n| n.max(seen)));
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +57,9 @@ pub enum StoreError {
 
 /// Active integrations with a token that do not need re-authentication.
 pub async fn pollable(pool: &Pool, only: Option<&PageId>) -> Result<Vec<Integration>, StoreError> {
-    const SQL: &str = "SELECT page_id, page_token_key_id, page_token_ciphertext FROM integrations
+    const SQL: &str =
+        "SELECT page_id, page_token_key_id, page_token_ciphertext, instagram_account_id
+        FROM integrations
         WHERE active AND status <> 'needs_reauth' AND page_token_ciphertext IS NOT NULL
           AND ($1::text IS NULL OR page_id = $1)
         ORDER BY page_id";
@@ -48,14 +73,18 @@ pub async fn pollable(pool: &Pool, only: Option<&PageId>) -> Result<Vec<Integrat
                 page_id: PageId::parse(r.get::<_, String>(0)).ok()?,
                 key_id: r.get(1),
                 sealed_token: r.get(2),
+                // The column's CHECK admits only safe tokens.
+                instagram_account: r
+                    .get::<_, Option<String>>(3)
+                    .and_then(|id| PageId::parse(id).ok()),
             })
         })
         .collect())
 }
 
 pub async fn checkpoint(pool: &Pool, page: &PageId) -> Result<Checkpoint, StoreError> {
-    const SQL: &str =
-        "SELECT newest_updated_time, snapshot_sha256 FROM poll_checkpoints WHERE page_id = $1";
+    const SQL: &str = "SELECT newest_updated_time, snapshot_sha256, instagram_newest_updated_time
+        FROM poll_checkpoints WHERE page_id = $1";
     let conn = pool.get().await?;
     Ok(conn
         .query_opt(SQL, &[&page.as_str()])
@@ -63,16 +92,20 @@ pub async fn checkpoint(pool: &Pool, page: &PageId) -> Result<Checkpoint, StoreE
         .map(|r| Checkpoint {
             newest_updated_time: r.get(0),
             snapshot_sha256: r.get(1),
+            instagram_newest_updated_time: r.get(2),
         })
         .unwrap_or_default())
 }
 
 /// Advances the checkpoint and records a successful poll, in one transaction.
 pub async fn complete_poll(pool: &Pool, page: &PageId, cp: &Checkpoint) -> Result<(), StoreError> {
-    const CHECKPOINT: &str = "INSERT INTO poll_checkpoints (page_id, newest_updated_time, snapshot_sha256)
-        VALUES ($1, $2, $3)
+    const CHECKPOINT: &str = "INSERT INTO poll_checkpoints
+            (page_id, newest_updated_time, snapshot_sha256, instagram_newest_updated_time)
+        VALUES ($1, $2, $3, $4)
         ON CONFLICT (page_id) DO UPDATE SET
             newest_updated_time = GREATEST(poll_checkpoints.newest_updated_time, EXCLUDED.newest_updated_time),
+            instagram_newest_updated_time = GREATEST(poll_checkpoints.instagram_newest_updated_time,
+                                                     EXCLUDED.instagram_newest_updated_time),
             snapshot_sha256 = COALESCE(EXCLUDED.snapshot_sha256, poll_checkpoints.snapshot_sha256),
             updated_at = now()";
     const POLLED: &str =
@@ -82,7 +115,12 @@ pub async fn complete_poll(pool: &Pool, page: &PageId, cp: &Checkpoint) -> Resul
     let tx = conn.transaction().await?;
     tx.execute(
         CHECKPOINT,
-        &[&page.as_str(), &cp.newest_updated_time, &cp.snapshot_sha256],
+        &[
+            &page.as_str(),
+            &cp.newest_updated_time,
+            &cp.snapshot_sha256,
+            &cp.instagram_newest_updated_time,
+        ],
     )
     .await?;
     tx.execute(POLLED, &[&page.as_str()]).await?;

@@ -3,7 +3,7 @@
 
 use pagesync_schema::fbtime::epoch_millis;
 use pagesync_schema::tokens::{is_token_key, strip_tokens};
-use pagesync_schema::{Event, EventType, PageId, Psid, Source, lenient};
+use pagesync_schema::{Event, EventType, PageId, Platform, Psid, Source, lenient};
 use serde_json::Value;
 
 /// Why an event cannot be applied. It is recorded as a dead letter.
@@ -168,6 +168,9 @@ fn conversation_detail(
     use EventType as T;
     let s = |v: Option<&Value>| v.and_then(Value::as_str).map(strip_nul);
     let detail = match t {
+        // An Instagram unsend is kept in the file under its own id; the message it
+        // names stays (docs/projection.md, "Instagram").
+        T::Message if is_unsend(event, data) => Detail::None,
         T::Message | T::MessageEcho => Detail::Message(message_row(t, data, event)?),
         T::Standby => match data.get("message") {
             Some(_) => Detail::Message(message_row(t, data, event)?),
@@ -202,7 +205,7 @@ fn conversation_detail(
             watermark: watermark(data, "delivery")?,
         },
         T::Read => Detail::Read {
-            watermark: watermark(data, "read")?,
+            watermark: read_watermark(data, event, event_ms)?,
         },
         T::ConversationStatus => {
             let open = match data.get("status").and_then(Value::as_str) {
@@ -281,6 +284,28 @@ fn watermark(data: &Value, key: &str) -> Result<i64, Poison> {
         .get("watermark")
         .and_then(epoch_millis)
         .ok_or_else(|| Poison(format!("data.{key}.watermark is missing or not a time")))
+}
+
+/// Instagram's seen receipt names a `mid`, not a watermark: everything up to the
+/// moment the customer saw it (the item's time) is read.
+fn read_watermark(data: &Value, event: &Event, event_ms: i64) -> Result<i64, Poison> {
+    match watermark(data, "read") {
+        Err(_) if event.platform == Platform::Instagram => Ok(data
+            .get("timestamp")
+            .and_then(epoch_millis)
+            .unwrap_or(event_ms)),
+        read => read,
+    }
+}
+
+fn is_unsend(event: &Event, data: &Value) -> bool {
+    event.platform == Platform::Instagram
+        && match data.pointer("/message/is_deleted") {
+            Some(Value::Bool(b)) => *b,
+            // As ingest reads it, so the two agree on which id the item has.
+            Some(Value::String(s)) => s == "true",
+            _ => false,
+        }
 }
 
 fn lenient_i64(v: &Value) -> Option<i64> {
@@ -474,6 +499,39 @@ mod tests {
         let mut no_psid = event(EventType::Message, json!({"message": {"mid": "m"}}));
         no_psid.psid = None;
         assert!(decode(&no_psid).is_err());
+    }
+
+    #[test]
+    fn an_instagram_seen_receipt_reads_up_to_its_time_and_an_unsend_is_no_message() {
+        let mut seen = event(
+            EventType::Read,
+            json!({"timestamp": 1_569_262_492_349i64, "read": {"mid": "m1"}}),
+        );
+        assert!(decode(&seen).is_err(), "a Messenger read needs a watermark");
+        seen.platform = Platform::Instagram;
+        assert!(matches!(
+            decode(&seen).unwrap(),
+            Effect::Conversation {
+                in_file: false,
+                detail: Detail::Read {
+                    watermark: 1_569_262_492_349
+                },
+                ..
+            }
+        ));
+        let mut unsend = event(
+            EventType::Message,
+            json!({"message": {"mid": "m1", "is_deleted": true}}),
+        );
+        unsend.platform = Platform::Instagram;
+        assert!(matches!(
+            decode(&unsend).unwrap(),
+            Effect::Conversation {
+                in_file: true,
+                detail: Detail::None,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! pure function of the applied events, and replaced atomically.
 //!
 //! Ownership: a page's folder is `users/<owner>/facebook/<page>/` when
-//! `pages.owner_user_id` is set, else `facebook/<page>/`. `page_file_locations`
+//! `pages.owner_user_id` is set, else `facebook/<page>/`; an Instagram account's
+//! (`pages.platform = 'instagram'`) is `instagram/<account>/` in the same places. `page_file_locations`
 //! remembers where the files were last written; whenever a page's files are
 //! written, and every `PROJECTOR_OWNER_CHECK_INTERVAL`, a page whose owner differs
 //! from its location is rewritten in full at the new place and the old folder removed.
@@ -12,7 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use pagesync_schema::canonical::canonical_json;
-use pagesync_schema::{PageId, Psid};
+use pagesync_schema::{PageId, Platform, Psid};
 use serde_json::Value;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
@@ -48,6 +49,16 @@ pub struct Files {
 /// One file to write: its path and bytes.
 type Rendered = (PathBuf, Vec<u8>);
 
+/// Where an account's folder is: its owner (if any) and its platform's folder.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Folder {
+    pub owner: Option<Uuid>,
+    pub platform: Platform,
+}
+
+/// The folder of each page, as `locations` read it.
+type FolderOf<'a> = dyn Fn(&PageId) -> Folder + Sync + 'a;
+
 impl Files {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
@@ -57,18 +68,19 @@ impl Files {
         &self.root
     }
 
-    /// The folder of a page's files. Only validated ids and a uuid form the path.
-    pub fn page_dir(&self, owner: Option<Uuid>, page: &PageId) -> PathBuf {
-        let base = match owner {
+    /// The folder of a page's (or Instagram account's) files. Only validated ids
+    /// and a uuid form the path.
+    pub fn page_dir(&self, folder: Folder, page: &PageId) -> PathBuf {
+        let base = match folder.owner {
             Some(user) => self.root.join("users").join(user.to_string()),
             None => self.root.clone(),
         };
-        base.join("facebook").join(page.as_str())
+        base.join(folder.platform.data_folder()).join(page.as_str())
     }
 
     /// The file of one conversation.
-    fn conversation_path(&self, owner: Option<Uuid>, page: &PageId, psid: &Psid) -> PathBuf {
-        self.page_dir(owner, page)
+    fn conversation_path(&self, folder: Folder, page: &PageId, psid: &Psid) -> PathBuf {
+        self.page_dir(folder, page)
             .join("conversations")
             .join(format!("{}.json", psid.as_str()))
     }
@@ -131,7 +143,11 @@ impl Files {
             .filter(|(p, _)| !moved.contains(p))
             .cloned()
             .collect();
-        let owner_of = |p: &PageId| locations.get(p).and_then(|l| l.owner);
+        let owner_of = |p: &PageId| {
+            locations
+                .get(p)
+                .map_or_else(Folder::default, Location::folder)
+        };
         self.render_pages(client, &meta_pages, &owner_of, &mut out)
             .await?;
         let before = out.len();
@@ -160,7 +176,14 @@ impl Files {
         );
         let mut removed = Vec::new();
         for page in &moved {
-            let old = self.page_dir(locations[page].files_owner, page);
+            let loc = &locations[page];
+            let old = self.page_dir(
+                Folder {
+                    owner: loc.files_owner,
+                    platform: loc.platform,
+                },
+                page,
+            );
             removed.push(old);
             tracing::info!(page_id = %page, "page owner changed; files moved");
         }
@@ -227,7 +250,11 @@ impl Files {
             .filter_map(|r| PageId::parse(r.get::<_, String>(0)).ok())
             .collect();
         let locations = locations(client, &pages).await?;
-        let owner_of = |p: &PageId| locations.get(p).and_then(|l| l.owner);
+        let owner_of = |p: &PageId| {
+            locations
+                .get(p)
+                .map_or_else(Folder::default, Location::folder)
+        };
         let mut out = Vec::new();
         self.render_pages(client, &pages, &owner_of, &mut out)
             .await?;
@@ -262,10 +289,13 @@ impl Files {
     pub async fn remove_everything(&self) -> Result<(), FileError> {
         let root = self.root.clone();
         tokio::task::spawn_blocking(move || {
-            let mut dirs = vec![root.join("facebook")];
+            let mut bases = vec![root.clone()];
             if let Ok(users) = std::fs::read_dir(root.join("users")) {
-                dirs.extend(users.flatten().map(|u| u.path().join("facebook")));
+                bases.extend(users.flatten().map(|u| u.path()));
             }
+            let dirs = bases
+                .iter()
+                .flat_map(|base| Platform::ALL.map(|platform| base.join(platform.data_folder())));
             for dir in dirs {
                 remove_if_present(&dir, |p| std::fs::remove_dir_all(p))?;
             }
@@ -278,7 +308,7 @@ impl Files {
         &self,
         client: &impl GenericClient,
         page: &PageId,
-        owner: Option<Uuid>,
+        owner: Folder,
         out: &mut Vec<Rendered>,
     ) -> Result<(), FileError> {
         let pages = BTreeSet::from([page.clone()]);
@@ -292,7 +322,7 @@ impl Files {
         &self,
         client: &impl GenericClient,
         pages: &BTreeSet<PageId>,
-        owner_of: &(dyn Fn(&PageId) -> Option<Uuid> + Sync),
+        owner_of: &FolderOf<'_>,
         out: &mut Vec<Rendered>,
     ) -> Result<(), FileError> {
         if pages.is_empty() {
@@ -339,7 +369,7 @@ impl Files {
         &self,
         client: &impl GenericClient,
         which: Selection<'_>,
-        owner_of: &(dyn Fn(&PageId) -> Option<Uuid> + Sync),
+        owner_of: &FolderOf<'_>,
         out: &mut Vec<Rendered>,
     ) -> Result<(), FileError> {
         // Sorted here rather than by Postgres: a backlog's render is tens of
@@ -401,8 +431,18 @@ enum Selection<'a> {
 
 struct Location {
     owner: Option<Uuid>,
+    platform: Platform,
     written: bool,
     files_owner: Option<Uuid>,
+}
+
+impl Location {
+    fn folder(&self) -> Folder {
+        Folder {
+            owner: self.owner,
+            platform: self.platform,
+        }
+    }
 }
 
 async fn locations(
@@ -412,7 +452,7 @@ async fn locations(
     let ids: Vec<&str> = pages.iter().map(PageId::as_str).collect();
     let rows = client
         .query(
-            "SELECT p.page_id, p.owner_user_id, l.page_id IS NOT NULL, l.owner_user_id
+            "SELECT p.page_id, p.owner_user_id, l.page_id IS NOT NULL, l.owner_user_id, p.platform
              FROM pages p LEFT JOIN page_file_locations l USING (page_id)
              WHERE p.page_id = ANY($1::text[])",
             &[&ids],
@@ -422,10 +462,13 @@ async fn locations(
         .into_iter()
         .filter_map(|r| {
             let page = PageId::parse(r.get::<_, String>(0)).ok()?;
+            // The column's CHECK allows only the two platforms.
+            let platform = r.get::<_, &str>(4).parse().ok()?;
             Some((
                 page,
                 Location {
                     owner: r.get(1),
+                    platform,
                     written: r.get(2),
                     files_owner: r.get(3),
                 },
@@ -594,14 +637,27 @@ mod tests {
     }
 
     #[test]
-    fn page_folders_depend_on_the_owner() {
+    fn page_folders_depend_on_the_owner_and_the_platform() {
         let files = Files::new("/d");
         let page = PageId::parse("p1").unwrap();
-        assert_eq!(files.page_dir(None, &page), PathBuf::from("/d/facebook/p1"));
+        let folder = |owner, platform| Folder { owner, platform };
+        let dir = |owner, platform| files.page_dir(folder(owner, platform), &page);
+        assert_eq!(
+            dir(None, Platform::Messenger),
+            PathBuf::from("/d/facebook/p1")
+        );
+        assert_eq!(
+            dir(None, Platform::Instagram),
+            PathBuf::from("/d/instagram/p1")
+        );
         let u = Uuid::nil();
         assert_eq!(
-            files.page_dir(Some(u), &page),
+            dir(Some(u), Platform::Messenger),
             PathBuf::from(format!("/d/users/{u}/facebook/p1"))
+        );
+        assert_eq!(
+            dir(Some(u), Platform::Instagram),
+            PathBuf::from(format!("/d/users/{u}/instagram/p1"))
         );
     }
 

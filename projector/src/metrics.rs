@@ -15,6 +15,7 @@ pub const FILES_WRITTEN: &str = "pagesync_projector_file_writes_total";
 pub const STALLS: &str = "pagesync_projector_stalls_total";
 pub const STALLED: &str = "pagesync_projector_stalled";
 pub const DEADLINES: &str = "pagesync_projector_deadline_exceeded_total";
+pub const FIRST_SEEN: &str = "pagesync_projector_messages_first_seen_total";
 
 /// Records what a committed batch did. `stream` labels the dead letters so one
 /// process (or test) can tell its own apart.
@@ -26,6 +27,9 @@ pub fn record(outcome: &Outcome, stream: &str, took: Duration) {
     metrics::counter!(DEAD_LETTERS, "stream" => stream.to_owned())
         .increment(outcome.new_dead_letters);
     metrics::histogram!(BATCH_SECONDS).record(took.as_secs_f64());
+    for ((platform, origin), n) in &outcome.first_seen {
+        metrics::counter!(FIRST_SEEN, "platform" => *platform, "origin" => *origin).increment(*n);
+    }
 }
 
 pub fn retried() {

@@ -17,7 +17,7 @@ use crate::files::Files;
 /// The tables `rebuild` empties: everything derived from the stream, never `pages`.
 const PROJECTION_TABLES: &str = "applied_other_events, dead_letters, page_snapshots, page_fields, \
     conversation_events, receipts, status_changes, reactions, message_edits, \
-    conversations, page_file_locations";
+    message_first_seen, conversations, page_file_locations";
 
 /// What a rebuild did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

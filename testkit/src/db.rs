@@ -58,6 +58,22 @@ impl TestDb {
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
             .get(0)
     }
+
+    /// The first two columns of every row a query returns; panics naming the query.
+    pub async fn pairs<A, B>(&self, sql: &str) -> Vec<(A, B)>
+    where
+        A: for<'r> tokio_postgres::types::FromSql<'r>,
+        B: for<'r> tokio_postgres::types::FromSql<'r>,
+    {
+        self.client()
+            .await
+            .query(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    }
 }
 
 impl Drop for TestDb {

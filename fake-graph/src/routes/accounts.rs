@@ -25,18 +25,26 @@ impl Inner {
         }
         let from = offset(req);
         let size = self.accounts_page_size;
+        let wanted = req.param("fields").unwrap_or_default();
         let data: Vec<Value> = pages
             .iter()
             .skip(from)
             .take(size)
             .filter_map(|id| self.pages.get(id).map(|p| (id, p)))
             .map(|(id, p)| {
-                json!({
+                let mut page = json!({
                     "id": id, "name": p.fields.get("name"), "category": p.fields.get("category"),
                     "category_list": p.fields.get("category_list"),
                     "tasks": ["ADVERTISE", "ANALYZE", "CREATE_CONTENT", "MESSAGING", "MODERATE", "MANAGE"],
                     "access_token": p.token,
-                })
+                });
+                // Like Facebook: only when asked for, and only when the page has one.
+                if let Some(ig) = p.fields.get("instagram_business_account")
+                    && wanted.split(',').any(|f| f == "instagram_business_account")
+                {
+                    page["instagram_business_account"] = ig.clone();
+                }
+                page
             })
             .collect();
         let next = (from + size < pages.len()).then(|| {

@@ -34,6 +34,15 @@ impl Inner {
         axum::Json(Value::Object(out)).into_response()
     }
 
+    /// The id of the page's linked Instagram account, when it has one.
+    pub(crate) fn instagram_account(&self, page: &str) -> Option<&str> {
+        self.pages[page]
+            .fields
+            .get("instagram_business_account")?
+            .get("id")?
+            .as_str()
+    }
+
     pub(crate) fn message_json(
         &self,
         page: &str,
@@ -45,9 +54,17 @@ impl Inner {
             .get("name")
             .cloned()
             .unwrap_or(Value::Null);
-        let page_p =
-            json!({"id": page, "name": page_name, "email": format!("{page}@facebook.com")});
-        let cust = json!({"id": conv.psid, "name": conv.customer_name, "email": format!("{}@facebook.com", conv.psid)});
+        let (page_p, cust) = match self.instagram_account(page) {
+            // Instagram's message nodes name people by `username` and id (IGSID, IGID).
+            Some(account) if conv.instagram => (
+                json!({"id": account, "username": format!("shop_{page}")}),
+                json!({"id": conv.psid, "username": format!("customer_{}", conv.psid)}),
+            ),
+            _ => (
+                json!({"id": page, "name": page_name, "email": format!("{page}@facebook.com")}),
+                json!({"id": conv.psid, "name": conv.customer_name, "email": format!("{}@facebook.com", conv.psid)}),
+            ),
+        };
         let (from, to) = if m.from_page {
             (page_p, cust)
         } else {
@@ -112,7 +129,14 @@ impl Inner {
         }
         let token = req.param("access_token").unwrap_or_default();
         let fields = req.param("fields").unwrap_or_default();
-        let mut convs: Vec<&FakeConversation> = self.pages[page].conversations.iter().collect();
+        // Facebook lists Messenger conversations unless `platform=instagram` is asked.
+        let platform = req.param("platform").unwrap_or_else(|| "messenger".into());
+        let instagram = platform == "instagram";
+        let mut convs: Vec<&FakeConversation> = self.pages[page]
+            .conversations
+            .iter()
+            .filter(|c| c.instagram == instagram)
+            .collect();
         convs.sort_by(|a, b| b.updated().cmp(&a.updated()).then(a.id.cmp(&b.id)));
         let size = req
             .param("limit")
@@ -123,8 +147,9 @@ impl Inner {
         let is_last = from + size >= convs.len();
         let next_url = |after: usize, extra: &str| {
             format!(
-                "{}/{page}/conversations?platform=messenger&fields={}&limit={size}&after=c{after}{extra}&access_token={}",
+                "{}/{page}/conversations?platform={}&fields={}&limit={size}&after=c{after}{extra}&access_token={}",
                 self.base_url,
+                encode(&platform),
                 encode(&fields),
                 encode(&token)
             )
@@ -137,13 +162,20 @@ impl Inner {
             .skip(from)
             .take(size)
             .map(|c| {
+                let participants = match self.instagram_account(page) {
+                    Some(account) if c.instagram => json!([
+                        {"id": c.psid, "username": format!("customer_{}", c.psid)},
+                        {"id": account, "username": format!("shop_{page}")},
+                    ]),
+                    _ => json!([
+                        {"id": c.psid, "name": c.name_in_participants.then_some(&c.customer_name), "email": format!("{}@facebook.com", c.psid)},
+                        {"id": page, "name": self.pages[page].fields.get("name"), "email": format!("{page}@facebook.com")},
+                    ]),
+                };
                 let mut v = json!({
                     "id": c.id,
                     "updated_time": c.updated().map(graph_time),
-                    "participants": {"data": [
-                        {"id": c.psid, "name": c.name_in_participants.then_some(&c.customer_name), "email": format!("{}@facebook.com", c.psid)},
-                        {"id": page, "name": self.pages[page].fields.get("name"), "email": format!("{page}@facebook.com")},
-                    ]},
+                    "participants": {"data": participants},
                 });
                 if fields.contains("messages") {
                     let limit = nested_limit(&fields).unwrap_or(25);

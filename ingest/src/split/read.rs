@@ -134,6 +134,15 @@ pub(super) fn lenient_string(v: Option<&Value>) -> Option<String> {
     }
 }
 
+/// A flag sent as `true` or `"true"`; anything else is false.
+pub(super) fn lenient_flag(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s == "true",
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -250,7 +250,7 @@ fn unknown_items_entries_and_objects_are_kept_as_unknown() {
         json!({"object": "page", "entry": [{"id": PAGE, "time": 1, "changed_fields": ["name"]}]});
     assert_eq!(one(&bare_entry).event_type, EventType::Unknown);
 
-    let other_object = json!({"object": "instagram", "entry": [{"id": "1"}, {"id": "2"}]});
+    let other_object = json!({"object": "user", "entry": [{"id": "1"}, {"id": "2"}]});
     let events = split_json(&other_object);
     assert_eq!(events.len(), 2);
     assert!(

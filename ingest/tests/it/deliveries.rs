@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::app::{PAGE, PSID, TestApp, message_delivery, metric_value};
 
 const EVERY_TYPE: &str = include_str!("../fixtures/every_type.json");
+const INSTAGRAM: &str = include_str!("../fixtures/instagram.json");
 
 #[tokio::test]
 async fn every_item_type_lands_on_its_subject_with_its_id_and_envelope() {
@@ -43,11 +44,7 @@ async fn every_item_type_lands_on_its_subject_with_its_id_and_envelope() {
     let prefix = app.nats.prefix.to_string();
     for msg in &stored {
         let env = msg.json();
-        let ty = env["type"]
-            .as_str()
-            .unwrap()
-            .trim_start_matches("facebook.");
-        assert_eq!(msg.subject, format!("{prefix}.{PAGE}.{ty}"));
+        let ty = on_account_subject(msg, &prefix, PAGE, "messenger");
         assert_eq!(
             msg.msg_id.as_deref(),
             Some(format!("pagesync/ingest:{}", env["id"].as_str().unwrap()).as_str())
@@ -167,13 +164,64 @@ async fn the_same_delivery_posted_twice_is_stored_once() {
     assert!(metric_value(&metrics, "pagesync_ingest_duplicates_total", "") >= 15.0);
 }
 
+/// Checks that `msg` is on its account's subject with that platform; its type.
+fn on_account_subject(
+    msg: &pagesync_testkit::nats::StoredMessage,
+    prefix: &str,
+    account: &str,
+    platform: &str,
+) -> String {
+    let env = msg.json();
+    let ty = env["type"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("facebook.");
+    assert_eq!(msg.subject, format!("{prefix}.{account}.{ty}"));
+    assert_eq!(
+        (env["pageid"].as_str(), env["platform"].as_str()),
+        (Some(account), Some(platform))
+    );
+    ty.to_owned()
+}
+
+#[tokio::test]
+async fn an_instagram_delivery_lands_on_the_accounts_subjects_as_instagram_events() {
+    let app = TestApp::spawn().await;
+    let res = app.post_signed(INSTAGRAM).await;
+    assert_eq!(res.status(), StatusCode::OK);
+
+    let stored = app.nats.messages().await;
+    let prefix = app.nats.prefix.to_string();
+    let account = "17841405822304914";
+    assert_eq!(stored.len(), 14);
+    let mut types = Vec::new();
+    for msg in &stored {
+        types.push(on_account_subject(msg, &prefix, account, "instagram"));
+    }
+    types.sort();
+    types.dedup();
+    assert_eq!(
+        types,
+        [
+            "message",
+            "message_echo",
+            "message_edit",
+            "postback",
+            "reaction",
+            "read",
+            "referral",
+            "unknown"
+        ]
+    );
+}
+
 #[tokio::test]
 async fn unparsed_unknown_and_invalid_deliveries_are_kept_not_dropped() {
     let app = TestApp::spawn().await;
     let bodies: [&[u8]; 5] = [
         b"this is not json",
         &[0xff, 0x00, 0xfe],
-        br#"{"object":"instagram","entry":[{"id":"1","time":1,"messaging":[]}]}"#,
+        br#"{"object":"user","entry":[{"id":"1","time":1,"messaging":[]}]}"#,
         br#"{"object":"page","entry":[{"id":"101","time":1,"messaging":[{"sender":{"id":"9"},"recipient":{"id":"101"},"policy_enforcement":{"action":"block"}}]}]}"#,
         br#"{"object":"page","entry":[{"id":"../../etc","time":1,"messaging":[{"sender":{"id":"9"},"recipient":{"id":"x"},"message":{"mid":"m_evil"}}]}]}"#,
     ];

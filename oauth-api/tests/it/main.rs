@@ -8,6 +8,7 @@ mod headers;
 mod idempotency;
 mod inbox;
 mod inbox_write_support;
+mod instagram;
 mod integrations;
 mod keys;
 mod reply;

@@ -13,6 +13,7 @@ use pagesync_testkit::{Proxy, TestDb, TestNats};
 use serde_json::{Value, json};
 
 mod database;
+mod instagram;
 
 const PAGE: &str = "101368371725791";
 const TOKEN: &str = "EAAB-page-token-Zk93xQ-s3cr3t";

@@ -6,6 +6,7 @@
 //! that converge in any order, recompute the touched conversations' summaries,
 //! record applied ids and dead letters, commit.
 
+mod first_seen;
 mod inbox;
 mod rows;
 mod summary;
@@ -44,6 +45,8 @@ pub struct Outcome {
     /// Pages and conversations whose files must be rewritten.
     pub pages: BTreeSet<PageId>,
     pub conversations: BTreeSet<(PageId, Psid)>,
+    /// Messages seen for the first time, by (platform, origin): webhook coverage.
+    pub first_seen: first_seen::Counts,
 }
 
 /// Why a batch was not committed. Every variant is retried: nothing was applied.
@@ -81,6 +84,9 @@ struct Candidate {
     subject: String,
     event: Event,
     effect: Effect,
+    /// The stream sequence and source of the batch's earliest copy of this id
+    /// (webhook coverage: where it was first seen).
+    first: (u64, pagesync_schema::Source),
 }
 
 impl Candidate {
@@ -174,6 +180,7 @@ pub fn prepare(batch: &[Incoming]) -> Prepared {
             idx,
             seq: msg.seq,
             subject: decode::strip_nul(&msg.subject),
+            first: (msg.seq, event.source),
             event,
             effect,
         };
@@ -184,9 +191,11 @@ pub fn prepare(batch: &[Incoming]) -> Prepared {
             Some(existing) => {
                 prepared.duplicates += 1;
                 let key = |c: &Candidate| (c.event.source.rank(), c.seq);
+                let first = existing.first.min(cand.first);
                 if key(&cand) < key(existing) {
                     *existing = cand;
                 }
+                existing.first = first;
             }
         }
     }
@@ -321,7 +330,13 @@ async fn apply_prepared(
     if one_by_one {
         for cand in &to_apply {
             let sp = tx.savepoint("event").await?;
-            match Rows::build(&[cand]).execute(&sp).await {
+            let applied = match Rows::build(&[cand]).execute(&sp).await {
+                Ok(more) => first_seen::record(&sp, &[cand], &mut outcome.first_seen)
+                    .await
+                    .map(|()| more),
+                Err(e) => Err(e),
+            };
+            match applied {
                 Ok(more) => {
                     sp.commit().await?;
                     changes.append(more);
@@ -335,6 +350,7 @@ async fn apply_prepared(
         }
     } else {
         changes = Rows::build(&to_apply).execute(&tx).await?;
+        first_seen::record(&tx, &to_apply, &mut outcome.first_seen).await?;
     }
     // Events the database refused become dead letters with its complaint.
     let late: Vec<DeadLetter> = to_apply

@@ -1,7 +1,8 @@
 //! Column vectors for the upserts of a batch, one statement per table.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
+use pagesync_schema::Platform;
 use tokio_postgres::Transaction;
 
 use super::Candidate;
@@ -13,8 +14,9 @@ use crate::decode::{Detail, Effect, MessageRow};
 /// no statement touches a row twice.
 #[derive(Default)]
 pub(super) struct Rows {
-    pages: BTreeSet<String>,
-    conversations: BTreeSet<(String, String)>,
+    /// Each account an event names, with the platform of that event.
+    pages: BTreeMap<String, Platform>,
+    conversations: BTreeMap<(String, String), Platform>,
     /// Events without a conversation item of their own (`applied_other_events`).
     others: Applied,
     /// Conversation items by item id: the best-ranked copy, then the first in the stream.
@@ -129,7 +131,7 @@ impl Rows {
         match &c.effect {
             Effect::Nothing => {}
             Effect::PageSnapshot { page, data } => {
-                self.pages.insert(page.to_string());
+                self.pages.insert(page.to_string(), e.platform);
                 let at = e.time.timestamp_millis();
                 let slot = self.snapshots.get(page.as_str());
                 if slot.is_none_or(|old| newer(old, at)) {
@@ -138,7 +140,7 @@ impl Rows {
                 }
             }
             Effect::PageChange { page, field, value } => {
-                self.pages.insert(page.to_string());
+                self.pages.insert(page.to_string(), e.platform);
                 let at = e.time.timestamp_millis();
                 let key = (page.to_string(), field.clone());
                 if self.fields.get(&key).is_none_or(|old| newer(old, at)) {
@@ -154,8 +156,9 @@ impl Rows {
                 detail,
             } => {
                 let (page, psid) = (page.to_string(), psid.to_string());
-                self.pages.insert(page.clone());
-                self.conversations.insert((page.clone(), psid.clone()));
+                self.pages.insert(page.clone(), e.platform);
+                self.conversations
+                    .insert((page.clone(), psid.clone()), e.platform);
                 let item_id = c.item_id().unwrap_or(e.id.as_str());
                 let better = |old: &Item| (rank, c.seq) < (old.rank, old.seq);
                 if self.items.get(item_id).is_none_or(better) {
@@ -298,10 +301,17 @@ impl Rows {
         if self.pages.is_empty() {
             return Ok(());
         }
-        let pages: Vec<&str> = self.pages.iter().map(String::as_str).collect();
+        let (pages, platforms): (Vec<&str>, Vec<&str>) = self
+            .pages
+            .iter()
+            .map(|(page, platform)| (page.as_str(), platform.as_str()))
+            .unzip();
+        // An account first seen by an event gets its platform; a row oauth-api made
+        // (with its owner and linked page) is left as it is.
         tx.execute(
-            "INSERT INTO pages (page_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
-            &[&pages],
+            "INSERT INTO pages (page_id, platform)
+             SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
+            &[&pages, &platforms],
         )
         .await?;
         Ok(())
@@ -314,15 +324,18 @@ impl Rows {
         if self.conversations.is_empty() {
             return Ok(());
         }
-        let (p, s): (Vec<&str>, Vec<&str>) = self
-            .conversations
-            .iter()
-            .map(|(a, b)| (a.as_str(), b.as_str()))
-            .unzip();
+        let mut p = Vec::with_capacity(self.conversations.len());
+        let mut s = Vec::with_capacity(self.conversations.len());
+        let mut platforms = Vec::with_capacity(self.conversations.len());
+        for ((page, psid), platform) in &self.conversations {
+            p.push(page.as_str());
+            s.push(psid.as_str());
+            platforms.push(platform.as_str());
+        }
         tx.execute(
-            "INSERT INTO conversations (page_id, psid)
-             SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
-            &[&p, &s],
+            "INSERT INTO conversations (page_id, psid, platform)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING",
+            &[&p, &s, &platforms],
         )
         .await?;
         Ok(())

@@ -1,8 +1,10 @@
 //! Integration tests of the projector against the real NATS and Postgres.
 
 mod apply;
+mod coverage;
 mod failures;
 mod inbox;
+mod instagram;
 mod lenient;
 mod logs;
 mod migrate;

@@ -1,4 +1,3 @@
-use pagesync_projector::App;
 use pagesync_schema::Source;
 
 use crate::support::{TestProjector, echo, message, status, tree};
@@ -28,12 +27,7 @@ async fn rebuild_replays_the_stream_into_the_same_rows_and_files_and_the_consume
     .unwrap();
 
     // Act
-    let report = App::build(p.config())
-        .await
-        .unwrap()
-        .rebuild()
-        .await
-        .unwrap();
+    let report = p.rebuild().await;
 
     // Assert
     assert_eq!(report.events, 5);
@@ -74,12 +68,7 @@ async fn rebuild_writes_every_file_when_conversations_span_several_chunks() {
     assert_eq!(files_before.len(), 2100);
 
     // Act
-    App::build(p.config())
-        .await
-        .unwrap()
-        .rebuild()
-        .await
-        .unwrap();
+    p.rebuild().await;
 
     // Assert
     assert_eq!(tree(p.data_dir()), files_before);
