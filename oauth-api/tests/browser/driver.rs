@@ -108,6 +108,11 @@ impl Browser {
         .await
     }
 
+    /// Whether a form control is disabled.
+    pub async fn is_disabled(&self, css: &str) -> bool {
+        !self.find(css).await.is_enabled().await.unwrap()
+    }
+
     /// Sets a cookie for the current origin (navigate there first).
     pub async fn add_cookie(&self, pair: &str) {
         let host = self.client.current_url().await.unwrap();
