@@ -1,13 +1,13 @@
 //! A real Chromium driven through chromedriver (Debian's `chromium` and
 //! `chromium-driver`; scripts/test installs them when missing).
 
-use std::future::Future;
 use std::net::TcpListener;
 use std::process::Stdio;
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
+use pagesync_testkit::wait::until_some;
 use serde_json::json;
 use tokio::process::{Child, Command};
 
@@ -46,7 +46,7 @@ impl Browser {
             }
         });
         let caps = caps.as_object().unwrap().clone();
-        let client = eventually("chromedriver to answer", || async {
+        let client = until_some(PATIENCE, "chromedriver to answer", || async {
             // Plain HTTP to chromedriver on loopback: no TLS stack to build.
             ClientBuilder::new(HttpConnector::new())
                 .capabilities(caps.clone())
@@ -90,7 +90,7 @@ impl Browser {
 
     /// Waits until the element's text contains `text`; returns the text.
     pub async fn text_contains(&self, css: &str, text: &str) -> String {
-        eventually(&format!("{css} to contain {text:?}"), || async {
+        until_some(PATIENCE, &format!("{css} to contain {text:?}"), || async {
             let el = self.client.find(Locator::Css(css)).await.ok()?;
             let t = el.text().await.ok()?;
             t.contains(text).then_some(t)
@@ -100,17 +100,12 @@ impl Browser {
 
     /// Waits until `css` matches nothing visible with `text`.
     pub async fn text_lacks(&self, css: &str, text: &str) {
-        eventually(&format!("{css} to lack {text:?}"), || async {
+        until_some(PATIENCE, &format!("{css} to lack {text:?}"), || async {
             let el = self.client.find(Locator::Css(css)).await.ok()?;
             let t = el.text().await.ok()?;
             (!t.contains(text)).then_some(())
         })
         .await
-    }
-
-    /// Whether a form control is disabled.
-    pub async fn is_disabled(&self, css: &str) -> bool {
-        !self.find(css).await.is_enabled().await.unwrap()
     }
 
     /// Sets a cookie for the current origin (navigate there first).
@@ -137,24 +132,5 @@ impl Browser {
 
     pub async fn close(self) {
         self.client.close().await.unwrap();
-    }
-}
-
-/// Polls `probe` (every 100 ms) until it yields, or fails after [`PATIENCE`].
-pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gave up waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

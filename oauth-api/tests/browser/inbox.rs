@@ -36,6 +36,10 @@ async fn log_in_as_operator(b: &Browser, t: &TestApp) {
     b.find("#conversations").await;
 }
 
+async fn is_disabled(b: &Browser, css: &str) -> bool {
+    !b.find(css).await.is_enabled().await.unwrap()
+}
+
 fn conversation(psid: &str) -> String {
     format!("#conversations [data-key='{}/{psid}']", PAGE_A.0)
 }
@@ -83,7 +87,7 @@ async fn a_webhook_appears_live_is_answered_closed_and_reopened_and_another_user
     b.screenshot("inbox").await;
     b.click(&conversation("cust-old")).await;
     b.text_contains("#window", "Replies are closed").await;
-    assert!(b.is_disabled("#reply-text").await && b.is_disabled("#send").await);
+    assert!(is_disabled(&b, "#reply-text").await && is_disabled(&b, "#send").await);
     b.close().await;
 
     // Another user's inbox shows none of it.
