@@ -57,6 +57,15 @@ impl FakeGraph {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind fake Graph API");
+        Self::serve(listener)
+    }
+
+    /// Starts the fake on `addr` (the demo's `fake-graph` binary).
+    pub async fn start_on(addr: SocketAddr) -> std::io::Result<Self> {
+        Ok(Self::serve(tokio::net::TcpListener::bind(addr).await?))
+    }
+
+    fn serve(listener: tokio::net::TcpListener) -> Self {
         let addr = listener.local_addr().expect("local addr");
         let state = Arc::new(Mutex::new(Inner::new(
             format!("http://{addr}/{VERSION}"),
@@ -65,7 +74,9 @@ impl FakeGraph {
         )));
         let app = server::router(state.clone());
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            if let Err(e) = axum::serve(listener, app).await {
+                eprintln!("fake Graph API stopped serving: {e}");
+            }
         });
         Self { addr, state, task }
     }

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod connect;
+mod console;
 pub mod cors;
 pub mod coverage;
 pub mod error;
@@ -280,8 +281,14 @@ pub fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
+/// The API, the console pages (not in the OpenAPI document: they are for people).
+fn app_routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
+    let (api, doc) = routes();
+    (api.merge(console::routes()), doc)
+}
+
 fn router(state: Arc<AppState>, ready: ReadyCheck, cors: &cors::AllowedOrigins) -> Router {
-    let (routes, mut doc) = routes();
+    let (routes, mut doc) = app_routes();
     openapi::add_ops_paths(&mut doc);
     let app = routes
         .with_state(state)

@@ -28,8 +28,13 @@ use crate::state_token::StateError;
 use crate::store::{self, Caller, SessionKind};
 
 pub const COOKIE_NAME: &str = "session_id";
+/// The console's operator login (docs/console.md): the operator token itself, in an
+/// HttpOnly, SameSite=Strict cookie, so it never sits in a URL or in script-readable storage.
+pub const OPERATOR_COOKIE: &str = "pagesync_operator";
 /// Longer values are no session id of ours (43 characters): not even hashed.
 const MAX_COOKIE_LEN: usize = 128;
+/// Longer values are not compared with the operator token at all.
+pub const MAX_OPERATOR_COOKIE_LEN: usize = 1024;
 
 /// A new session id: the cookie value and the hash that is stored.
 pub fn new_session_id() -> (String, [u8; 32]) {
@@ -60,6 +65,11 @@ pub fn cookie(value: &str, max_age: Duration, secure: bool) -> HeaderValue {
 
 /// The `session_id` cookie of a request, if any.
 pub fn cookie_value(headers: &HeaderMap) -> Option<&str> {
+    named_cookie(headers, COOKIE_NAME, MAX_COOKIE_LEN)
+}
+
+/// The non-empty value of the cookie `name`, if the request has one at most `max_len` long.
+pub fn named_cookie<'h>(headers: &'h HeaderMap, name: &str, max_len: usize) -> Option<&'h str> {
     headers
         .get_all(COOKIE)
         .iter()
@@ -67,9 +77,9 @@ pub fn cookie_value(headers: &HeaderMap) -> Option<&str> {
         .flat_map(Cookie::split_parse)
         // A malformed pair elsewhere in the header does not hide ours.
         .filter_map(Result::ok)
-        .find(|c| c.name() == COOKIE_NAME)
+        .find(|c| c.name() == name)
         .and_then(|c| c.value_raw())
-        .filter(|v| !v.is_empty() && v.len() <= MAX_COOKIE_LEN)
+        .filter(|v| !v.is_empty() && v.len() <= max_len)
 }
 
 /// A browser's live session.
@@ -189,6 +199,60 @@ impl Pruner {
     }
 }
 
+/// The `Set-Cookie` of the console's operator login: the token base64url-encoded
+/// (a token may hold characters a cookie cannot), HttpOnly, SameSite=Strict.
+/// `None` clears it.
+pub fn operator_cookie(token: Option<&str>, secure: bool) -> HeaderValue {
+    let value = token.map(|t| URL_SAFE_NO_PAD.encode(t)).unwrap_or_default();
+    let mut c = Cookie::build((OPERATOR_COOKIE, value))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure);
+    if token.is_none() {
+        c = c.max_age(cookie::time::Duration::ZERO);
+    }
+    HeaderValue::from_str(&c.build().to_string())
+        .expect("base64url and ASCII attributes form a valid header")
+}
+
+/// The `Set-Cookie` that ends the browser's `session_id`.
+pub fn cleared_session_cookie(secure: bool) -> HeaderValue {
+    cookie("", Duration::ZERO, secure)
+}
+
+/// Ends the request's session, if it has one (logout).
+pub async fn end_current(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if let Some(session) = current_session(state, headers).await? {
+        let conn = state.pool.get().await?;
+        store::end_session(&**conn, &session.id_sha256).await?;
+    }
+    Ok(())
+}
+
+/// `Caller::Operator` when `presented` is the operator token (compared in constant time).
+fn operator(state: &AppState, presented: &str, refusal: &'static str) -> Result<Caller, ApiError> {
+    let Some(expected) = &state.operator_token else {
+        return Err(ApiError::Unauthorized("operator access is not enabled"));
+    };
+    if operator_token_matches(expected, presented) {
+        Ok(Caller::Operator)
+    } else {
+        Err(ApiError::Unauthorized(refusal))
+    }
+}
+
+/// Whether `presented` (surrounding blanks ignored) is the operator token.
+pub fn operator_token_matches(expected: &secrecy::SecretString, presented: &str) -> bool {
+    let presented = presented.trim();
+    !presented.is_empty()
+        && bool::from(
+            presented
+                .as_bytes()
+                .ct_eq(expected.expose_secret().as_bytes()),
+        )
+}
+
 /// An authenticated caller: extracting it answers 401 when there is no credential.
 impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = ApiError;
@@ -205,21 +269,18 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                 .ok_or(ApiError::Unauthorized(
                     "Authorization must be Bearer <OPERATOR_TOKEN>",
                 ))?;
-            let Some(expected) = &state.operator_token else {
-                return Err(ApiError::Unauthorized("operator access is not enabled"));
-            };
-            let presented = presented.trim();
-            let ok: bool = !presented.is_empty()
-                && bool::from(
-                    presented
-                        .as_bytes()
-                        .ct_eq(expected.expose_secret().as_bytes()),
-                );
-            return if ok {
-                Ok(Caller::Operator)
-            } else {
-                Err(ApiError::Unauthorized("operator token is not valid"))
-            };
+            return operator(state, presented, "operator token is not valid");
+        }
+        // The console's operator login keeps the token in a cookie of its own.
+        if let Some(value) = named_cookie(&parts.headers, OPERATOR_COOKIE, MAX_OPERATOR_COOKIE_LEN)
+        {
+            let stale = "the operator token of this browser is no longer valid: log in again";
+            let presented = URL_SAFE_NO_PAD
+                .decode(value)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or(ApiError::Unauthorized(stale))?;
+            return operator(state, &presented, stale);
         }
         match current_user(state, &parts.headers).await? {
             Some(user) => Ok(Caller::User(user)),

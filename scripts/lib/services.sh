@@ -39,6 +39,12 @@ nats_answers() {
     case "$info" in *'"jetstream":true'*) return 0 ;; *) return 1 ;; esac
 }
 
+# The console's browser tests drive Debian's Chromium through chromedriver.
+browser_packages_missing() {
+    command -v chromium >/dev/null 2>&1 || printf 'chromium '
+    command -v chromedriver >/dev/null 2>&1 || printf 'chromium-driver '
+}
+
 ensure_packages() {
     local missing=()
     [ -n "$(pg_bindir)" ] && command -v pg_isready >/dev/null 2>&1 || missing+=(postgresql postgresql-client)
@@ -48,6 +54,7 @@ ensure_packages() {
     # Building: ring and mimalloc compile C. Testing: tests signal processes with kill(1).
     command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
     [ -x /usr/bin/kill ] || [ -x /bin/kill ] || missing+=(procps)
+    missing+=($(browser_packages_missing))
     if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 }
 

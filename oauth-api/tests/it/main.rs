@@ -2,6 +2,7 @@
 //! connect self-test, the real ingest and projector.
 
 mod connect;
+mod console;
 mod cors;
 mod database;
 mod headers;
