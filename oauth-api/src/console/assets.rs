@@ -25,6 +25,15 @@ impl Asset {
         }
     }
 
+    const fn svg(name: &'static str, body: &'static str) -> Self {
+        let content_type = "image/svg+xml";
+        Self {
+            name,
+            content_type,
+            body,
+        }
+    }
+
     const fn js(name: &'static str, body: &'static str) -> Self {
         let content_type = "text/javascript; charset=utf-8";
         Self {
@@ -35,7 +44,8 @@ impl Asset {
     }
 }
 
-const ASSETS: [Asset; 4] = [
+const ASSETS: [Asset; 5] = [
+    Asset::svg("favicon.svg", include_str!("../../assets/favicon.svg")),
     Asset::css("console.css", include_str!("../../assets/console.css")),
     Asset::js("console.js", include_str!("../../assets/console.js")),
     Asset::js("settings.js", include_str!("../../assets/settings.js")),

@@ -37,6 +37,11 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/settings/integrations", get(settings::page))
         .route("/inbox", get(inbox::page))
         .route("/assets/{name}", get(assets::serve))
+        // Browsers ask for it whatever the page links.
+        .route(
+            "/favicon.ico",
+            get(|| async { Redirect::permanent("/assets/favicon.svg") }),
+        )
 }
 
 /// The shared frame of every page.

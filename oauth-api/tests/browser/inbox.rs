@@ -78,6 +78,10 @@ async fn a_webhook_appears_live_is_answered_closed_and_reopened_and_another_user
     .await;
     b.text_contains(&conversation("cust-1"), "Hello from the browser test")
         .await;
+    assert!(
+        !b.find("#more").await.is_displayed().await.unwrap(),
+        "one conversation: no further page to show"
+    );
     b.click(&conversation("cust-1")).await;
     b.text_contains("#messages", "Hello from the browser test")
         .await;

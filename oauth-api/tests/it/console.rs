@@ -222,6 +222,7 @@ async fn assets_are_served_with_cache_headers_and_revalidate() {
         ("console.js", "text/javascript"),
         ("inbox.js", "text/javascript"),
         ("settings.js", "text/javascript"),
+        ("favicon.svg", "image/svg+xml"),
     ] {
         let resp = get(&t, &format!("/assets/{name}"), None).await;
         assert_eq!(resp.status(), 200, "{name}");
@@ -242,6 +243,9 @@ async fn assets_are_served_with_cache_headers_and_revalidate() {
             .unwrap();
         assert_eq!(again.status(), 304, "{name}");
     }
+    let icon = get(&t, "/favicon.ico", None).await;
+    assert_eq!(icon.status(), 308);
+    assert_eq!(location(&icon), "/assets/favicon.svg");
     assert_eq!(get(&t, "/assets/../Cargo.toml", None).await.status(), 404);
     assert_eq!(get(&t, "/assets/secret.js", None).await.status(), 404);
 }
