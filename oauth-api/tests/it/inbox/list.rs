@@ -246,6 +246,13 @@ async fn another_users_conversations_are_404_and_names_come_from_the_poll() {
         |b| b["customer_name"] == "Customer ann_c",
     )
     .await;
+    // Bob's conversation is projected too before anyone asks for it.
+    wait_for(
+        &app,
+        &format!("/api/conversations/{}/bob_c/messages", PAGE_B.0),
+        |b| b["data"].as_array().is_some_and(|d| !d.is_empty()),
+    )
+    .await;
     let (_, anns) = app
         .api(
             Method::GET,
