@@ -168,8 +168,13 @@ async fn settings_show_the_webhook_url_the_form_and_only_the_callers_integration
         )
         .await;
     assert_eq!(status, 201);
-    let (user_cookie, status, _) = t.connect("Bob", &[PAGE_B]).await;
+    // Bob connects page B, which has a linked Instagram account.
+    let code = t.facebook_user("Bob", &[PAGE_B]);
+    t.fake.link_instagram(PAGE_B.0, "17841400000000001");
+    let (pending, state, _) = t.login(None).await;
+    let (status, _, set) = t.callback_setting(Some(&pending), &code, &state).await;
     assert_eq!(status, 200);
+    let user_cookie = set.expect("a fresh session at the callback");
 
     let operator = cookie_pair(&operator_login(&t, OPERATOR_TOKEN).await);
     let resp = get(
@@ -210,6 +215,7 @@ async fn settings_show_the_webhook_url_the_form_and_only_the_callers_integration
     .await;
     let html = resp.text().await.unwrap();
     assert!(html.contains(PAGE_B.0));
+    assert!(html.contains("<dt>Instagram account</dt>") && html.contains("17841400000000001"));
     assert!(!html.contains(PAGE_A.0));
     assert!(!html.contains("Integration saved successfully!"));
 }
