@@ -111,6 +111,9 @@ pub async fn callback(
         }
     });
     let (answer, cookie) = outcome?;
+    if crate::console::connected::wants_html(&headers) {
+        return crate::console::connected::page(&answer, cookie);
+    }
     Ok(([(SET_COOKIE, cookie)], Json(answer)).into_response())
 }
 

@@ -4,6 +4,7 @@
 //! so no rule (window, tenancy, status) has a second code path.
 
 mod assets;
+pub mod connected;
 mod inbox;
 mod login;
 mod settings;

@@ -255,3 +255,34 @@ async fn assets_are_served_with_cache_headers_and_revalidate() {
     assert_eq!(get(&t, "/assets/../Cargo.toml", None).await.status(), 404);
     assert_eq!(get(&t, "/assets/secret.js", None).await.status(), 404);
 }
+
+#[tokio::test]
+async fn a_browser_finishing_the_facebook_login_sees_each_page_and_its_self_test_in_words() {
+    let t = TestApp::spawn().await;
+    let code = t.facebook_user("Carol", &[PAGE_A]);
+    let (pending, state, _) = t.login(None).await;
+    let mut url = reqwest::Url::parse(&t.url("/facebook/callback")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", &state);
+    let resp = t
+        .http
+        .get(url)
+        .header("cookie", &pending)
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
+    let session = cookie_pair(&resp);
+    assert!(session.starts_with("session_id=") && session != pending);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("1 page(s) connected") && html.contains(PAGE_A.1));
+    assert!(html.contains("Polling test: page") && html.contains("passed"));
+    // Nothing listens at this app's webhook address: the webhook test fails, in words.
+    assert!(html.contains("Webhook test: message") && html.contains("failed: "));
+    assert!(!html.contains(PAGE_A.2), "no token on the page");
+    // The new session works for the console.
+    assert_eq!(get(&t, "/inbox", Some(&session)).await.status(), 200);
+}
