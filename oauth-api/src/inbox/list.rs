@@ -36,16 +36,16 @@ pub struct MessageList {
     pub next_cursor: Option<String>,
 }
 
-/// The `{page_id}/{psid}` of a conversation's path.
+/// The `{page_id}/{psid}` of a conversation's routes (read, reply, status).
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct ConversationPath {
     /// The page id (or Instagram account id).
     #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
-    page_id: String,
-    /// The customer's page-scoped id.
+    pub(crate) page_id: String,
+    /// The customer's page-scoped id (IGSID on Instagram).
     #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
-    psid: String,
+    pub(crate) psid: String,
 }
 
 /// The conversation a path names, parsed (400 when an id is malformed).

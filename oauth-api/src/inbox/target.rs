@@ -7,9 +7,7 @@ use axum::extract::rejection::PathRejection;
 use chrono::{DateTime, Utc};
 use pagesync_graph::AccessToken;
 use pagesync_schema::{PageId, Platform, Psid};
-use serde::Deserialize;
 use tokio_postgres::GenericClient;
-use utoipa::IntoParams;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -29,17 +27,7 @@ pub struct Target {
 
 const NO_CONVERSATION: ApiError = ApiError::NoSuch("conversation");
 
-/// The `{page_id}/{psid}` of a conversation's routes.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Path)]
-pub struct ConversationPath {
-    /// The account: a Facebook page id, or an Instagram account id.
-    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
-    page_id: String,
-    /// The customer's page-scoped id (IGSID on Instagram).
-    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
-    psid: String,
-}
+pub use super::list::ConversationPath;
 
 /// The ids of the path; one that cannot be an id names no conversation (404).
 pub fn ids(
