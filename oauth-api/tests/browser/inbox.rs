@@ -10,7 +10,7 @@ use crate::driver::Browser;
 use crate::support::{Auth, OPERATOR_TOKEN, PAGE_A, PAGE_B, TestApp};
 
 /// A signed Messenger delivery of one customer message, `hours_ago` old.
-async fn customer_writes(t: &TestApp, psid: &str, mid: &str, text: &str, hours_ago: i64) {
+pub async fn customer_writes(t: &TestApp, psid: &str, mid: &str, text: &str, hours_ago: i64) {
     let ts = Utc::now().timestamp_millis() - hours_ago * 3_600_000;
     let body = serde_json::to_vec(&json!({"object": "page", "entry": [{
         "id": PAGE_A.0, "time": ts, "messaging": [{
@@ -35,18 +35,18 @@ async fn customer_writes(t: &TestApp, psid: &str, mid: &str, text: &str, hours_a
         .add_message(PAGE_A.0, psid, FakeMessage::customer(mid, text, at));
 }
 
-async fn log_in_as_operator(b: &Browser, t: &TestApp) {
+pub async fn log_in_as_operator(b: &Browser, t: &TestApp) {
     b.goto(&t.url("/login")).await;
     b.fill("#operator_token", OPERATOR_TOKEN).await;
     b.click("form[action='/login'] button").await;
     b.find("#conversations").await;
 }
 
-async fn is_disabled(b: &Browser, css: &str) -> bool {
+pub async fn is_disabled(b: &Browser, css: &str) -> bool {
     !b.find(css).await.is_enabled().await.unwrap()
 }
 
-fn conversation(psid: &str) -> String {
+pub fn conversation(psid: &str) -> String {
     format!("#conversations [data-key='{}/{psid}']", PAGE_A.0)
 }
 

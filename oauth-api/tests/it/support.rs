@@ -58,6 +58,11 @@ pub struct TestApp {
     pub proxy: Option<Proxy>,
     pipeline: Option<Pipeline>,
     shutdown: CancellationToken,
+    /// What the running server was built from, so [`TestApp::restart`] can build it again.
+    #[allow(dead_code)] // read by `restart`, which only the browser tests call
+    config: Config,
+    #[allow(dead_code)]
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Drop for TestApp {
@@ -162,10 +167,11 @@ impl TestApp {
         if let Some(deadline) = proxied_deadline {
             proxy = Some(Proxy::in_front_of(&mut cfg.database, deadline).await);
         }
+        let config = cfg.clone();
         let app = App::build(cfg).await.expect("oauth-api starts");
         let addr = app.local_addr();
         let shutdown = CancellationToken::new();
-        tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
         Self {
             addr,
             http: reqwest::Client::builder()
@@ -181,7 +187,28 @@ impl TestApp {
             proxy,
             pipeline,
             shutdown,
+            config,
+            server: Some(server),
         }
+    }
+
+    /// Stops the server as SIGTERM would, waits until it has stopped, and starts a new
+    /// one from the same configuration on the same address (as a restart does).
+    #[allow(dead_code)] // the browser tests' (tests/browser/recovery.rs)
+    pub async fn restart(&mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("server task")
+                .expect("server stops cleanly");
+        }
+        let mut cfg = self.config.clone();
+        cfg.oauth_api_addr = self.addr;
+        let app = App::build(cfg).await.expect("oauth-api starts again");
+        assert_eq!(app.local_addr(), self.addr);
+        self.shutdown = CancellationToken::new();
+        self.server = Some(tokio::spawn(app.run_until_stopped(self.shutdown.clone())));
     }
 
     pub fn url(&self, path: &str) -> String {
