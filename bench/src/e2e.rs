@@ -35,7 +35,7 @@ pub struct Args {
     bin_dir: PathBuf,
 }
 
-struct Killed(Child);
+pub struct Killed(pub Child);
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();

@@ -4,12 +4,15 @@
 //! the local NATS, drives it with signed deliveries from keep-alive connections,
 //! then does the same against a bare floor server (HMAC check + one acked publish).
 
+mod api;
 mod attack;
 mod e2e;
 mod floor;
+mod inbox;
 mod ingest;
 mod load;
 mod replies;
+mod sse;
 mod wrk;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +38,10 @@ enum Command {
     Attack(attack::Args),
     /// Inbox replies/s through oauth-api against the fake Send API (50 ms latency).
     Replies(replies::Args),
+    /// The inbox's read routes (list, cursors, search, messages) under concurrent clients.
+    Inbox(inbox::Args),
+    /// Live updates (`/api/events`) to many clients while webhooks arrive.
+    Sse(sse::Args),
     /// The floor server alone (started by `ingest`; not meant to be run by hand).
     FloorServer(floor::Args),
 }
@@ -45,6 +52,8 @@ fn main() -> anyhow::Result<()> {
         Command::E2e(args) => e2e::run(args),
         Command::Attack(args) => attack::run(args),
         Command::Replies(args) => replies::run(args),
+        Command::Inbox(args) => inbox::run(args),
+        Command::Sse(args) => sse::run(args),
         Command::FloorServer(args) => floor::serve(args),
     }
 }

@@ -12,16 +12,16 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use hdrhistogram::Histogram;
-use pagesync_crypto::EncryptionKey;
 use pagesync_fake_graph::{FakeGraph, FakeMessage};
 use pagesync_runtime::CancellationToken;
 use pagesync_runtime::config::parse_duration;
 use pagesync_testkit::{TestDb, TestNats};
 use serde_json::json;
 
+use crate::api::OPERATOR;
+
 const PAGE: &str = "101368371725791";
 const TOKEN: &str = "EAAB-bench-page-token";
-const OPERATOR: &str = "bench-operator-token";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -52,7 +52,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     nats.ensure_stream().await;
     fake.add_page(PAGE, "Bench Page", TOKEN);
     let stop = CancellationToken::new();
-    let base = start_api(&args, &nats, &db, &fake, stop.clone()).await?;
+    let base = crate::api::start(args.pool_size, &nats, &db, &fake, stop.clone()).await?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
@@ -92,42 +92,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         echoes,
     );
     Ok(())
-}
-
-async fn start_api(
-    args: &Args,
-    nats: &TestNats,
-    db: &TestDb,
-    fake: &FakeGraph,
-    stop: CancellationToken,
-) -> anyhow::Result<String> {
-    let (_, key) = EncryptionKey::generate();
-    let graph = fake.base_url();
-    let argv = [
-        "oauth-api",
-        "--oauth-api-addr=127.0.0.1:0",
-        "--facebook-app-id",
-        FakeGraph::APP_ID,
-        "--facebook-app-secret",
-        FakeGraph::APP_SECRET,
-        "--facebook-redirect-uri=http://127.0.0.1:5000/facebook/callback",
-        "--state-token-secret=bench-state-secret",
-        "--token-encryption-key",
-        &key,
-        "--graph-api-base",
-        &graph,
-        "--operator-token",
-        OPERATOR,
-        "--graph-page-call-interval=0s",
-    ];
-    let mut config: pagesync_oauth_api::Config = pagesync_runtime::config::parse_from(argv)?;
-    config.nats = nats.config();
-    config.database = db.config();
-    config.database.database_pool_size = args.pool_size;
-    let app = pagesync_oauth_api::App::build(config).await?;
-    let base = format!("http://{}", app.local_addr());
-    tokio::spawn(app.run_until_stopped(stop));
-    Ok(base)
 }
 
 /// `customers` conversations whose customer wrote a minute ago, in the database
