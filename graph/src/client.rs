@@ -78,7 +78,7 @@ impl Default for RetryPolicy {
 #[derive(Debug, Clone)]
 pub struct GraphConfig {
     /// `https://graph.facebook.com/v26.0`, or a fake's address in tests.
-    pub base_url: String,
+    pub base_url: Url,
     pub app_id: Option<String>,
     /// When set, every call carries `appsecret_proof` and OAuth exchanges can be made.
     pub app_secret: Option<SecretString>,
@@ -91,9 +91,9 @@ pub struct GraphConfig {
 }
 
 impl GraphConfig {
-    pub fn new(base_url: impl Into<String>) -> Self {
+    pub fn new(base_url: Url) -> Self {
         Self {
-            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            base_url,
             app_id: None,
             app_secret: None,
             retry: RetryPolicy::default(),
@@ -148,8 +148,7 @@ pub(crate) enum CallKind {
 
 impl GraphClient {
     pub fn new(cfg: GraphConfig) -> Result<Self, GraphError> {
-        let base = Url::parse(&cfg.base_url)
-            .map_err(|e| GraphError::Decode(format!("GRAPH_API_BASE is not a URL: {e}")))?;
+        let base = cfg.base_url.clone();
         // Paths are appended as segments, which only http(s) base URLs can take.
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
             return Err(GraphError::Decode(
@@ -667,15 +666,12 @@ mod tests {
             "https://graph.facebook.com/v26.0",
             "http://127.0.0.1:9999/v26.0",
         ] {
-            assert!(GraphClient::new(GraphConfig::new(ok)).is_ok(), "{ok}");
+            let url = Url::parse(ok).unwrap();
+            assert!(GraphClient::new(GraphConfig::new(url)).is_ok(), "{ok}");
         }
-        for bad in [
-            "mailto:someone@example.com",
-            "data:text/plain,x",
-            "ftp://x/v26.0",
-            "not a url",
-        ] {
-            let err = GraphClient::new(GraphConfig::new(bad)).err().expect(bad);
+        for bad in ["mailto:someone@example.com", "data:text/plain,x", "ftp://x/v26.0"] {
+            let url = Url::parse(bad).unwrap();
+            let err = GraphClient::new(GraphConfig::new(url)).err().expect(bad);
             assert!(err.to_string().contains("GRAPH_API_BASE"), "{err}");
         }
     }

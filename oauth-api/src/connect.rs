@@ -45,7 +45,7 @@ pub struct PageSetup {
 pub async fn authorize(state: &AppState, code: &str) -> Result<Vec<AccountPage>, ApiError> {
     let short = state
         .graph
-        .exchange_code(code, &state.redirect_uri)
+        .exchange_code(code, state.redirect_uri.as_str())
         .await
         .map_err(oauth_error)?;
     let long = state

@@ -108,7 +108,7 @@ pub async fn list(
     caller: Caller,
 ) -> Result<Json<IntegrationList>, ApiError> {
     let conn = state.pool.get().await?;
-    let data = store::list_integrations(&**conn, caller, None, &state.webhook_url).await?;
+    let data = store::list_integrations(&**conn, caller, None, state.webhook_url.as_str()).await?;
     Ok(Json(IntegrationList { data }))
 }
 
@@ -140,7 +140,7 @@ async fn view(
     page: &PageId,
 ) -> Result<IntegrationView, ApiError> {
     let conn = state.pool.get().await?;
-    store::list_integrations(&**conn, caller, Some(page), &state.webhook_url)
+    store::list_integrations(&**conn, caller, Some(page), state.webhook_url.as_str())
         .await?
         .into_iter()
         .next()

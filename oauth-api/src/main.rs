@@ -9,7 +9,7 @@ async fn main() -> anyhow::Result<()> {
         let pool = pagesync_runtime::connect::postgres(&config.database)
             .await
             .context("connecting to Postgres")?;
-        let cipher = pagesync_oauth_api::cipher(&config);
+        let cipher = config.keys.cipher();
         let report = pagesync_oauth_api::reencrypt::reencrypt_tokens(&pool, &cipher).await?;
         println!(
             "re-encrypted {} token(s); {} already current; {} failed",

@@ -1,14 +1,14 @@
 //! The connect self-test (contract §6). Webhook: signed test deliveries posted to
 //! `FACEBOOK_WEBHOOK_ADDRESS` (a `name` change carrying the page's current name, and
 //! a text message from psid `test_user_id`), then a bounded wait until the projector
-//! applied them. Polling: the poller's one-page poll, once.
+//! applied them. Polling: the one-page poll the poller runs (pagesync-pagepoll), once.
 
 use std::time::Duration;
 
 use chrono::Utc;
 use hmac::{Hmac, Mac};
-use pagesync_poller::PageOutcome;
-use pagesync_poller::store::Integration;
+use pagesync_pagepoll::PageOutcome;
+use pagesync_pagepoll::store::Integration;
 use pagesync_schema::{EventId, PageId, event_id};
 use secrecy::ExposeSecret;
 use serde::Serialize;
@@ -133,7 +133,7 @@ async fn deliver_and_wait(state: &AppState, body: &Value, id: &EventId) -> Resul
     let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
     let resp = state
         .http
-        .post(&state.webhook_url)
+        .post(state.webhook_url.url().clone())
         .header("content-type", "application/json")
         .header("x-hub-signature-256", signature)
         .body(bytes)

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod connect;
 pub mod http;
+mod http_url;
 pub mod ops;
 pub mod shutdown;
 mod socket;
@@ -12,4 +13,5 @@ pub mod telemetry;
 pub mod watchdog;
 
 pub use http::{BindError, HttpLimits, HttpService, bind, serve};
+pub use http_url::{HttpUrl, HttpUrlError};
 pub use tokio_util::sync::CancellationToken;

@@ -49,8 +49,33 @@ pub struct PagePoller {
     pub publisher: Publisher,
     pub pool: Pool,
     pub cipher: TokenCipher,
+    /// Our app: the one the page's `subscribed_apps` must list.
     pub app_id: String,
+    /// How far before the checkpoint an incremental poll reads again.
     pub overlap: Duration,
+}
+
+impl PagePoller {
+    /// The overlap unless a service configures its own (`POLL_OVERLAP`'s default).
+    pub const DEFAULT_OVERLAP: Duration = Duration::from_secs(600);
+
+    /// A poller of our app's pages with [`Self::DEFAULT_OVERLAP`].
+    pub fn new(
+        graph: GraphClient,
+        publisher: Publisher,
+        pool: Pool,
+        cipher: TokenCipher,
+        app_id: String,
+    ) -> Self {
+        Self {
+            graph,
+            publisher,
+            pool,
+            cipher,
+            app_id,
+            overlap: Self::DEFAULT_OVERLAP,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
