@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use pagesync_ingest::signature::AppSecret;
+use pagesync_schema::signature::AppSecret;
 use pagesync_runtime::config::parse_duration;
 use pagesync_testkit::private_nats::free_port;
 

@@ -8,14 +8,13 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use hmac::{Hmac, Mac};
 use pagesync_schema::Platform;
+use pagesync_schema::signature::AppSecret;
 use reqwest::{Method, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use sha2::Sha256;
 use tokio::time::Instant;
 
 use crate::error::GraphError;
@@ -115,6 +114,8 @@ struct Inner {
     base: Url,
     cfg: GraphConfig,
     limiter: Option<DefaultKeyedRateLimiter<String>>,
+    /// `appsecret_proof`'s key, prepared once.
+    proof_key: Option<AppSecret>,
     /// Scope (a page id, or the app) → no calls before this instant.
     blocked: Mutex<HashMap<String, Instant>>,
     calls_metric: String,
@@ -169,6 +170,7 @@ impl GraphClient {
                 base,
                 calls_metric: format!("{}_graph_calls_total", cfg.metrics_prefix),
                 throttled_metric: format!("{}_throttled_milliseconds_total", cfg.metrics_prefix),
+                proof_key: cfg.app_secret.as_ref().map(AppSecret::new),
                 cfg,
                 limiter,
                 blocked: Mutex::new(HashMap::new()),
@@ -322,7 +324,7 @@ impl GraphClient {
             kind: CallKind::Repeatable,
         };
         let v: Value = self.execute(call).await?;
-        Ok(v.get("success").is_some_and(crate::lenient::truthy))
+        Ok(v.get("success").is_some_and(pagesync_schema::lenient::field::truthy))
     }
 
     /// `GET /me/accounts` with a user token, every result page.
@@ -518,8 +520,8 @@ impl GraphClient {
         if let Some(token) = call.token {
             let mut q = url.query_pairs_mut();
             q.append_pair("access_token", token.expose());
-            if let Some(secret) = &self.inner.cfg.app_secret {
-                q.append_pair("appsecret_proof", &appsecret_proof(secret, token));
+            if let Some(key) = &self.inner.proof_key {
+                q.append_pair("appsecret_proof", &key.proof(token.expose()));
             }
         }
         let mut req = self.inner.http.request(call.method.clone(), url);
@@ -601,14 +603,6 @@ mod bytes_body {
             &self.0
         }
     }
-}
-
-/// `appsecret_proof`: HMAC-SHA256 of the token keyed with the app secret, hex.
-pub fn appsecret_proof(secret: &SecretString, token: &AccessToken) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes())
-        .expect("HMAC accepts any key length");
-    mac.update(token.expose().as_bytes());
-    hex::encode(mac.finalize().into_bytes())
 }
 
 /// Walks an edge's result pages following `paging.next` until it is absent

@@ -36,7 +36,7 @@ impl FacebookError {
     pub fn from_body(body: &[u8]) -> Option<Self> {
         let env: Envelope = serde_json::from_slice(body).ok()?;
         let e = env.error.as_object()?;
-        let int = |k: &str| crate::lenient::int(e.get(k)?);
+        let int = |k: &str| pagesync_schema::lenient::field::int_or_truncated(e.get(k)?);
         let text = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_owned);
         Some(Self {
             code: int("code"),

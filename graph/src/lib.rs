@@ -8,7 +8,7 @@
 
 pub mod client;
 pub mod error;
-pub mod lenient;
+mod lenient;
 pub mod send;
 pub mod token;
 pub mod types;
@@ -16,7 +16,7 @@ pub mod usage;
 
 pub use client::{
     GraphClient, GraphConfig, MAX_READABLE_MESSAGES, PAGE_FIELDS, Pager, RetryPolicy,
-    SUBSCRIBED_FIELDS, appsecret_proof,
+    SUBSCRIBED_FIELDS,
 };
 pub use error::{FacebookError, GraphError, THROTTLE_CODES};
 pub use send::{AttachmentKind, OutgoingMessage};

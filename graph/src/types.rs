@@ -44,7 +44,7 @@ impl PageNode {
         };
         let id = fields
             .get("id")
-            .and_then(crate::lenient::id_string)
+            .and_then(pagesync_schema::lenient::field::id_string)
             .ok_or("page node has no id")?;
         Ok(Self { id, fields })
     }

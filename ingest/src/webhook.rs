@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 use crate::body::{self, BodyBudget, BodyLimits};
 use crate::error::IngestError;
 use crate::metrics::IngestMetrics;
-use crate::signature::{AppSecret, Signature, SignatureError};
+use pagesync_schema::signature::{AppSecret, Signature, SignatureError};
 use crate::split::split;
 
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";

@@ -6,14 +6,12 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use hmac::{Hmac, Mac};
 use pagesync_pagepoll::PageOutcome;
 use pagesync_pagepoll::store::Integration;
+use pagesync_schema::signature::AppSecret;
 use pagesync_schema::{EventId, PageId, event_id};
-use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 use crate::AppState;
 use crate::connect::PageSetup;
@@ -127,10 +125,7 @@ async fn message_delivery(state: &AppState, page: &PageId) -> Result<(), String>
 
 async fn deliver_and_wait(state: &AppState, body: &Value, id: &EventId) -> Result<(), String> {
     let bytes = serde_json::to_vec(body).map_err(|e| e.to_string())?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(state.app_secret.expose_secret().as_bytes())
-        .expect("HMAC takes keys of any length");
-    mac.update(&bytes);
-    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let signature = AppSecret::new(&state.app_secret).sign(&bytes);
     let resp = state
         .http
         .post(state.webhook_url.url().clone())

@@ -1,7 +1,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use pagesync_ingest::signature::AppSecret;
+use pagesync_schema::signature::AppSecret;
 use pagesync_ingest::{App, Config};
 use pagesync_runtime::CancellationToken;
 use pagesync_runtime::telemetry::{LogFormat, TelemetryConfig};

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
-use pagesync_ingest::signature::AppSecret;
+use pagesync_schema::signature::AppSecret;
 use pagesync_projector::DrainReport;
 use pagesync_runtime::CancellationToken;
 use pagesync_testkit::{TestDb, TestNats};
