@@ -89,6 +89,10 @@ pub struct AppState {
     pub session_ttl: Duration,
     pub pending_session_ttl: Duration,
     pub self_test_timeout: Duration,
+    /// Cancelled when the service begins to stop (the live feed's `stop`): long
+    /// waits inside a request (event streams, the self-test) end instead of
+    /// holding up the graceful shutdown.
+    pub stopping: CancellationToken,
     /// Publishes the inbox's events (reply echoes, status changes).
     pub publisher: Publisher,
     pub inbox: inbox::Inbox,
@@ -151,6 +155,7 @@ impl App {
             session_ttl: config.session_ttl,
             pending_session_ttl: config.pending_session_ttl,
             self_test_timeout: config.self_test_timeout,
+            stopping: feed.stop.clone(),
             publisher,
             inbox: inbox::Inbox {
                 human_agent: config.messenger_human_agent,

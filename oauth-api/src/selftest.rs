@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use chrono::Utc;
 use pagesync_pagepoll::PageOutcome;
 use pagesync_pagepoll::store::Integration;
@@ -144,33 +145,54 @@ async fn deliver_and_wait(state: &AppState, body: &Value, id: &EventId) -> Resul
     wait_for_projection(state, id).await
 }
 
-/// Waits, bounded, until the projector recorded the event as applied.
+/// Waits, bounded by `SELF_TEST_TIMEOUT` and by the service stopping, until the
+/// projector recorded the event as applied. A database error is logged and the
+/// read tried again: only its outcome reaches the answer, never the driver's text.
 async fn wait_for_projection(state: &AppState, id: &EventId) -> Result<(), String> {
-    let deadline = tokio::time::Instant::now() + state.self_test_timeout;
-    let mut pause = Duration::from_millis(20);
-    loop {
-        let applied = async {
-            let conn = state.pool.get().await.ok()?;
-            conn.query_opt(
-                "SELECT 1 FROM applied_events WHERE event_id = $1",
-                &[&id.as_str()],
-            )
-            .await
-            .ok()
-            .map(|r| r.is_some())
-        }
-        .await;
-        if applied == Some(true) {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(format!(
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(20))
+        .with_max_delay(Duration::from_millis(250))
+        .without_max_times();
+    let waiting = (|| applied(state, id))
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .notify(|e, _| {
+            if !matches!(e, Unapplied::Pending) {
+                tracing::warn!(event_id = %id, error = %e, "self-test: cannot read the projection; trying again");
+            }
+        });
+    tokio::select! {
+        waited = tokio::time::timeout(state.self_test_timeout, waiting) => match waited {
+            // Retried until the deadline: an error never comes out, but is not shown if it did.
+            Ok(done) => done.map_err(|_| "the projection could not be read; see oauth-api's log".to_owned()),
+            Err(_) => Err(format!(
                 "the test delivery was accepted but not projected within {}s; is the projector running?",
                 state.self_test_timeout.as_secs()
-            ));
+            )),
+        },
+        () = state.stopping.cancelled() => {
+            Err("oauth-api is stopping; connect the page again to test it".to_owned())
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(250));
+    }
+}
+
+/// Why the test event is not (known to be) applied yet.
+#[derive(Debug, thiserror::Error)]
+enum Unapplied {
+    #[error("not applied yet")]
+    Pending,
+    #[error("cannot reach Postgres: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("cannot read applied_events: {}", pagesync_runtime::connect::db_error_text(.0))]
+    Query(#[from] tokio_postgres::Error),
+}
+
+async fn applied(state: &AppState, id: &EventId) -> Result<(), Unapplied> {
+    const SQL: &str = "SELECT 1 FROM applied_events WHERE event_id = $1";
+    let conn = state.pool.get().await?;
+    match conn.query_opt(SQL, &[&id.as_str()]).await? {
+        Some(_) => Ok(()),
+        None => Err(Unapplied::Pending),
     }
 }
 
