@@ -184,7 +184,10 @@ impl Ctx {
         let item = doc.value();
         let echo = is_echo(item);
         let party = if echo { "recipient" } else { "sender" };
-        let psid = item.get(party).and_then(|p| p.get("id")).and_then(field::id_string)
+        let psid = item
+            .get(party)
+            .and_then(|p| p.get("id"))
+            .and_then(field::id_string)
             .and_then(|s| Psid::parse(s).ok());
         let time_ms = item_time(item)
             .or_else(|| watermark(item, kind).and_then(|w| epoch_millis(&Value::from(w))))
@@ -209,10 +212,10 @@ impl Ctx {
             {
                 None
             }
-            EventType::Message | EventType::MessageEcho => {
-                item.pointer("/message/mid").and_then(field::id_string)
-                    .and_then(|mid| event_id::for_message(&mid))
-            }
+            EventType::Message | EventType::MessageEcho => item
+                .pointer("/message/mid")
+                .and_then(field::id_string)
+                .and_then(|mid| event_id::for_message(&mid)),
             EventType::Delivery | EventType::Read => {
                 watermark(item, kind).map(|w| event_id::for_receipt(kind, page, &psid, w))
             }

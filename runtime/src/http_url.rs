@@ -68,7 +68,13 @@ impl fmt::Display for HttpUrl {
 impl fmt::Debug for HttpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The path and host only: a query or user info may hold a credential.
-        write!(f, "HttpUrl({}://{}{})", self.url.scheme(), self.url.host_str().unwrap_or(""), self.url.path())
+        write!(
+            f,
+            "HttpUrl({}://{}{})",
+            self.url.scheme(),
+            self.url.host_str().unwrap_or(""),
+            self.url.path()
+        )
     }
 }
 

@@ -114,15 +114,15 @@ impl Inner {
 
     #[allow(clippy::result_large_err)]
     pub(crate) fn check_proof(&self, req: &Req, token: &str) -> Result<(), Response> {
-        if let Some(proof) = req.param("appsecret_proof") {
-            if self.app_secret.proof(token) != proof {
-                return Err(fb_error(
-                    400,
-                    100,
-                    None,
-                    "Invalid appsecret_proof provided in the API argument",
-                ));
-            }
+        if let Some(proof) = req.param("appsecret_proof")
+            && self.app_secret.proof(token) != proof
+        {
+            return Err(fb_error(
+                400,
+                100,
+                None,
+                "Invalid appsecret_proof provided in the API argument",
+            ));
         }
         Ok(())
     }

@@ -9,7 +9,6 @@ use pagesync_schema::lenient::Lenient;
 use pagesync_schema::lenient::field::id_string;
 use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
-use serde_json::Value;
 use serde_json::value::RawValue;
 
 /// The members of a JSON object, in order. Keys are compared as bytes with their

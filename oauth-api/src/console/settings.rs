@@ -77,7 +77,8 @@ pub async fn page(
     };
     let conn = state.pool.get().await?;
     // The same read as GET /api/integrations/facebook.
-    let integrations = store::list_integrations(&**conn, caller, None, state.webhook_url.as_str()).await?;
+    let integrations =
+        store::list_integrations(&**conn, caller, None, state.webhook_url.as_str()).await?;
     // Only a page the caller sees is confirmed (the query is the browser's to forge).
     let saved = query
         .saved

@@ -88,7 +88,13 @@ mod tests {
     fn a_webhook_flag_is_true_only_as_true_or_its_string() {
         assert!(flag(Some(&json!(true))));
         assert!(flag(Some(&json!("true"))));
-        for no in [json!("TRUE"), json!(1), json!("1"), json!(false), json!(null)] {
+        for no in [
+            json!("TRUE"),
+            json!(1),
+            json!("1"),
+            json!(false),
+            json!(null),
+        ] {
             assert!(!flag(Some(&no)), "{no}");
         }
         assert!(!flag(None));

@@ -7,8 +7,8 @@ mod messages;
 
 use std::time::Duration;
 
-use pagesync_schema::signature::AppSecret;
 use pagesync_fake_graph::FakeGraph;
+use pagesync_schema::signature::AppSecret;
 use reqwest::Method;
 use serde_json::{Value, json};
 
