@@ -32,9 +32,9 @@ use pagesync_crypto::TokenCipher;
 use pagesync_graph::{GraphClient, GraphConfig, RetryPolicy};
 use pagesync_pagepoll::PagePoller;
 use pagesync_runtime::connect as deps;
-use pagesync_runtime::{CancellationToken, HttpUrl};
 use pagesync_runtime::connect::ConnectError;
 use pagesync_runtime::ops::ReadyCheck;
+use pagesync_runtime::{CancellationToken, HttpUrl};
 use pagesync_schema::Publisher;
 use secrecy::{ExposeSecret, SecretString};
 use tower_http::trace::TraceLayer;
@@ -52,19 +52,19 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum BuildError {
     #[error(transparent)]
     Connect(#[from] ConnectError),
-    #[error("cannot build the Graph API client: {0}")]
+    #[error("cannot build the Graph API client")]
     Graph(#[from] pagesync_graph::GraphError),
     #[error(
         "TOKEN_ENCRYPTION_KEY cannot decrypt stored page tokens sealed with key id(s) {0}: \
          set the key that sealed them, or add it to TOKEN_ENCRYPTION_OLD_KEYS"
     )]
     WrongKey(String),
-    #[error("cannot read stored tokens: {0}")]
+    #[error("cannot read stored tokens")]
     Store(#[from] tokio_postgres::Error),
-    #[error("cannot reach Postgres: {0}")]
+    #[error("cannot reach Postgres")]
     Pool(#[from] deadpool_postgres::PoolError),
-    #[error("cannot build the HTTP client: {0}")]
-    Http(String),
+    #[error("cannot build the HTTP client")]
+    Http(#[source] reqwest::Error),
     #[error(transparent)]
     Bind(#[from] pagesync_runtime::BindError),
 }
@@ -98,23 +98,16 @@ pub struct AppState {
     pub inbox: inbox::Inbox,
 }
 
-/// A built oauth-api: connected, keys checked, listening, not yet serving.
-pub struct App {
-    http: pagesync_runtime::HttpService,
-    pruner: session::Pruner,
-    listener: inbox::feed::Listener,
-}
-
-impl App {
-    /// Connects to NATS (stream created when missing) and Postgres (migrated), checks
-    /// that the configured keys open every stored token, and binds the listener.
-    pub async fn build(config: Config) -> Result<Self, BuildError> {
-        let nats = deps::nats(&config.nats, "pagesync-oauth-api", ACK_TIMEOUT).await?;
-        let pool = deps::postgres(&config.database).await?;
-        let cipher = config.keys.cipher();
-        check_keys(&pool, &cipher).await?;
-        let graph = GraphClient::new(graph_config(&config))?;
-        let publisher = Publisher::new(nats.js.clone(), config.nats.nats_subject_prefix.clone());
+impl AppState {
+    /// The handlers' state over a connected pool and publisher.
+    fn new(
+        config: &Config,
+        pool: Pool,
+        cipher: TokenCipher,
+        publisher: Publisher,
+        feed: inbox::feed::Feed,
+    ) -> Result<Self, BuildError> {
+        let graph = GraphClient::new(graph_config(config))?;
         let poller = PagePoller::new(
             graph.clone(),
             publisher.clone(),
@@ -126,16 +119,9 @@ impl App {
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| BuildError::Http(e.to_string()))?;
-        let feed = inbox::feed::Feed::default();
-        let listener = inbox::feed::Listener {
-            feed: feed.clone(),
-            pool: pool.clone(),
-            database_url: deps::pg_config(&config.database)?,
-            human_agent: config.messenger_human_agent,
-        };
-        let state = Arc::new(AppState {
-            pool: pool.clone(),
+            .map_err(BuildError::Http)?;
+        Ok(Self {
+            pool,
             graph,
             cipher,
             signer: StateSigner::new(&config.state_token_secret),
@@ -161,16 +147,40 @@ impl App {
                 human_agent: config.messenger_human_agent,
                 feed,
             },
-        });
+        })
+    }
+}
+
+/// A built oauth-api: connected, keys checked, listening, not yet serving.
+pub struct App {
+    http: pagesync_runtime::HttpService,
+    pruner: session::Pruner,
+    listener: inbox::feed::Listener,
+}
+
+impl App {
+    /// Connects to NATS (stream created when missing) and Postgres (migrated), checks
+    /// that the configured keys open every stored token, and binds the listener.
+    pub async fn build(config: Config) -> Result<Self, BuildError> {
+        let nats = deps::nats(&config.nats, "pagesync-oauth-api", ACK_TIMEOUT).await?;
+        let pool = deps::postgres(&config.database).await?;
+        let cipher = config.keys.cipher();
+        check_keys(&pool, &cipher).await?;
+        let publisher = Publisher::new(nats.js.clone(), config.nats.nats_subject_prefix.clone());
+        let feed = inbox::feed::Feed::default();
+        let listener = inbox::feed::Listener {
+            feed: feed.clone(),
+            pool: pool.clone(),
+            database_url: deps::pg_config(&config.database),
+            human_agent: config.messenger_human_agent,
+        };
         let pruner = session::Pruner {
             pool: pool.clone(),
             every: config.session_prune_interval,
         };
-        let router = router(
-            state,
-            pagesync_runtime::ops::nats_and_postgres(nats.client.clone(), pool),
-            &config.cors_allowed_origins,
-        );
+        let ready = pagesync_runtime::ops::nats_and_postgres(nats.client.clone(), pool.clone());
+        let state = AppState::new(&config, pool, cipher, publisher, feed)?;
+        let router = router(Arc::new(state), ready, &config.cors_allowed_origins);
         let http = pagesync_runtime::HttpService::bind(
             "oauth-api",
             config.oauth_api_addr,
@@ -247,11 +257,9 @@ fn graph_config(config: &Config) -> GraphConfig {
         max_throttle_wait: Duration::from_secs(10),
         ..RetryPolicy::default()
     };
-    config.graph.client_config(
-        "pagesync_oauth_api",
-        config.graph_page_call_interval,
-        retry,
-    )
+    config
+        .graph
+        .client_config("pagesync_oauth_api", config.graph_page_call_interval, retry)
 }
 
 /// The service's routes and, from the same declarations, their OpenAPI document

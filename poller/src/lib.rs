@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use pagesync_graph::{GraphClient, GraphConfig, RetryPolicy};
-use pagesync_runtime::CancellationToken;
 use pagesync_runtime::connect::{self, ConnectError};
+use pagesync_runtime::{CancellationToken, HttpService, ops};
 use pagesync_schema::{PageId, Publisher};
 use rand::Rng;
 
@@ -28,7 +28,7 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum BuildError {
     #[error(transparent)]
     Connect(#[from] ConnectError),
-    #[error("cannot build the Graph API client: {0}")]
+    #[error("cannot build the Graph API client")]
     Graph(#[from] pagesync_graph::GraphError),
     #[error(transparent)]
     Bind(#[from] pagesync_runtime::BindError),
@@ -77,8 +77,8 @@ impl CycleReport {
 pub struct App {
     config: Config,
     poller: Arc<PagePoller>,
-    nats: async_nats::Client,
-    listener: tokio::net::TcpListener,
+    /// `/health`, `/ready` and `/metrics`, bound.
+    ops: HttpService,
 }
 
 impl App {
@@ -87,7 +87,11 @@ impl App {
         let nats = connect::nats(&config.nats, "pagesync-poller", ACK_TIMEOUT).await?;
         let pool = connect::postgres(&config.database).await?;
         let graph = GraphClient::new(graph_config(&config))?;
-        let listener = pagesync_runtime::bind(config.addr).await?;
+        let router = ops::router(ops::nats_and_postgres(nats.client, pool.clone()));
+        let limits = config
+            .http
+            .limits(pagesync_runtime::http::OPS_REQUEST_TIMEOUT);
+        let ops = HttpService::bind("poller", config.addr, router, limits).await?;
         let publisher = Publisher::new(nats.js.clone(), config.nats.nats_subject_prefix.clone());
         let mut poller = PagePoller::new(
             graph,
@@ -100,15 +104,12 @@ impl App {
         Ok(Self {
             config,
             poller: Arc::new(poller),
-            nats: nats.client,
-            listener,
+            ops,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.ops.local_addr()
     }
 
     pub fn poller(&self) -> &PagePoller {
@@ -128,23 +129,9 @@ impl App {
         let Self {
             config,
             poller,
-            nats,
-            listener,
+            ops,
         } = self;
-        let router = pagesync_runtime::ops::router(pagesync_runtime::ops::nats_and_postgres(
-            nats,
-            poller.pool.clone(),
-        ));
-        let limits = config
-            .http
-            .limits(pagesync_runtime::http::OPS_REQUEST_TIMEOUT);
-        let server = tokio::spawn(pagesync_runtime::serve(
-            "poller",
-            listener,
-            router,
-            limits,
-            shutdown.clone(),
-        ));
+        let server = tokio::spawn(ops.run_until_stopped(shutdown.clone()));
         let jitter = config.poll_start_jitter;
         let mut delay = if jitter.is_zero() {
             Duration::ZERO
