@@ -3,7 +3,7 @@
 //! constant time; made by oauth-api's self-test and by tests) and the Graph API's
 //! `appsecret_proof` (made by the Graph client, checked by the fake Graph API).
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
