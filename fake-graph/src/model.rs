@@ -129,7 +129,7 @@ impl Inner {
         Self {
             base_url,
             app_id: app_id.into(),
-            app_secret: AppSecret::new(&app_secret.to_owned().into()),
+            app_secret: AppSecret::new(&secrecy::SecretString::from(app_secret.to_owned())),
             client_secret: app_secret.into(),
             pages: BTreeMap::new(),
             users: HashMap::new(),
