@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pagesync_ingest::signature::AppSecret;
+use pagesync_schema::signature::AppSecret;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use notify::{RecursiveMode, Watcher};
-use pagesync_ingest::signature::AppSecret;
 use pagesync_runtime::config::parse_duration;
+use pagesync_schema::signature::AppSecret;
 use pagesync_testkit::private_nats::free_port;
 use pagesync_testkit::{TestDb, TestNats};
 
@@ -51,37 +51,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let nats = TestNats::new().await;
     let db = TestDb::new().await;
     let data = tempfile::tempdir()?;
-    let env = |cmd: &mut Command| {
-        cmd.envs(nats.env())
-            .env("DATABASE_URL", &db.url)
-            .env("DATA_DIR", data.path())
-            .env("FACEBOOK_APP_SECRET", SECRET)
-            .env("FACEBOOK_VERIFY_TOKEN", "bench")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null());
-    };
-    let ingest_port = free_port();
-    let mut ingest = Command::new(args.bin_dir.join("ingest"));
-    env(&mut ingest);
-    let _ingest = Killed(
-        ingest
-            .env("INGEST_ADDR", format!("127.0.0.1:{ingest_port}"))
-            .spawn()?,
-    );
-    let projector_port = free_port();
-    let mut projector = Command::new(args.bin_dir.join("projector"));
-    env(&mut projector);
-    if let Ok(filter) = std::env::var("BENCH_PROJECTOR_LOG") {
-        projector.env("RUST_LOG", filter);
-    }
-    let _projector = Killed(
-        projector
-            .env("PROJECTOR_ADDR", format!("127.0.0.1:{projector_port}"))
-            .spawn()?,
-    );
-    for port in [ingest_port, projector_port] {
-        crate::ingest::wait_ready(format!("127.0.0.1:{port}").parse()?, "/ready").await?;
-    }
+    let services = Services::start(&args, &nats, &db, data.path()).await?;
 
     // Created up front so inotify watches it before the first file lands there.
     std::fs::create_dir_all(
@@ -94,15 +64,106 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let latencies = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
     let _watcher = watch(data.path(), pending.clone(), latencies.clone())?;
 
+    let url = format!("http://127.0.0.1:{}/facebook/webhook", services.ingest_port);
+    let total = (args.rate as f64 * args.duration.as_secs_f64()) as u64;
+    let started = Instant::now();
+    let (http_latency, errors) = send_all(&args, &url, total, &pending).await?;
+    let sent_for = started.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pending.lock().unwrap().values().any(|v| !v.is_empty()) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let missing: usize = pending.lock().unwrap().values().map(Vec::len).sum();
+    let e2e = latencies.lock().unwrap().clone();
+    let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "e2e benchmark: {total} deliveries at {} /s over {:.1} s, {} customers, 1 page",
+        args.rate,
+        sent_for.as_secs_f64(),
+        args.customers
+    );
+    println!(
+        "webhook POST -> file contains mid: p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  ({} seen, {} missing)",
+        ms(&e2e, 0.5),
+        ms(&e2e, 0.99),
+        e2e.max() as f64 / 1000.0,
+        e2e.len(),
+        missing
+    );
+    println!(
+        "webhook POST -> 200:                p50 {:.1} ms  p99 {:.1} ms  errors {errors}",
+        ms(&http_latency, 0.5),
+        ms(&http_latency, 0.99),
+    );
+    drop(services);
+    Ok(())
+}
+
+/// The ingest and projector binaries, running until dropped.
+struct Services {
+    ingest_port: u16,
+    _running: [Killed; 2],
+}
+
+impl Services {
+    async fn start(
+        args: &Args,
+        nats: &TestNats,
+        db: &TestDb,
+        data: &std::path::Path,
+    ) -> anyhow::Result<Self> {
+        let env = |cmd: &mut Command| {
+            cmd.envs(nats.env())
+                .env("DATABASE_URL", &db.url)
+                .env("DATA_DIR", data)
+                .env("FACEBOOK_APP_SECRET", SECRET)
+                .env("FACEBOOK_VERIFY_TOKEN", "bench")
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null());
+        };
+        let ingest_port = free_port();
+        let mut ingest = Command::new(args.bin_dir.join("ingest"));
+        env(&mut ingest);
+        let ingest = Killed(
+            ingest
+                .env("INGEST_ADDR", format!("127.0.0.1:{ingest_port}"))
+                .spawn()?,
+        );
+        let projector_port = free_port();
+        let mut projector = Command::new(args.bin_dir.join("projector"));
+        env(&mut projector);
+        if let Ok(filter) = std::env::var("BENCH_PROJECTOR_LOG") {
+            projector.env("RUST_LOG", filter);
+        }
+        let projector = Killed(
+            projector
+                .env("PROJECTOR_ADDR", format!("127.0.0.1:{projector_port}"))
+                .spawn()?,
+        );
+        for port in [ingest_port, projector_port] {
+            crate::ingest::wait_ready(format!("127.0.0.1:{port}").parse()?, "/ready").await?;
+        }
+        Ok(Self {
+            ingest_port,
+            _running: [ingest, projector],
+        })
+    }
+}
+
+/// Posts `total` signed deliveries at `args.rate` per second, recording each mid
+/// in `pending` as it is sent: the POST latencies and the count of failed POSTs.
+async fn send_all(
+    args: &Args,
+    url: &str,
+    total: u64,
+    pending: &Pending,
+) -> anyhow::Result<(Histogram<u64>, u64)> {
     let http = reqwest::Client::new();
     let secret = AppSecret::new(&SECRET.to_owned().into());
-    let url = format!("http://127.0.0.1:{ingest_port}/facebook/webhook");
-    let total = (args.rate as f64 * args.duration.as_secs_f64()) as u64;
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let http_latency = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
     let errors = Arc::new(Mutex::new(0u64));
-    let started = Instant::now();
     let mut sends = Vec::with_capacity(total as usize);
     for seq in 0..total {
         tick.tick().await;
@@ -119,7 +180,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .push((mid, sent));
         let (http, url, http_latency, errors) = (
             http.clone(),
-            url.clone(),
+            url.to_owned(),
             http_latency.clone(),
             errors.clone(),
         );
@@ -144,36 +205,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for s in sends {
         s.await?;
     }
-    let sent_for = started.elapsed();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while pending.lock().unwrap().values().any(|v| !v.is_empty()) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let missing: usize = pending.lock().unwrap().values().map(Vec::len).sum();
-    let e2e = latencies.lock().unwrap().clone();
-    let h = http_latency.lock().unwrap().clone();
-    let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-    println!(
-        "e2e benchmark: {total} deliveries at {} /s over {:.1} s, {} customers, 1 page",
-        args.rate,
-        sent_for.as_secs_f64(),
-        args.customers
-    );
-    println!(
-        "webhook POST -> file contains mid: p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  ({} seen, {} missing)",
-        ms(&e2e, 0.5),
-        ms(&e2e, 0.99),
-        e2e.max() as f64 / 1000.0,
-        e2e.len(),
-        missing
-    );
-    println!(
-        "webhook POST -> 200:                p50 {:.1} ms  p99 {:.1} ms  errors {}",
-        ms(&h, 0.5),
-        ms(&h, 0.99),
-        errors.lock().unwrap()
-    );
-    Ok(())
+    let latency = http_latency.lock().unwrap().clone();
+    let errors = *errors.lock().unwrap();
+    Ok((latency, errors))
 }
 
 fn delivery(psid: &str, mid: &str) -> String {

@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use pagesync_ingest::signature::{AppSecret, Signature};
+use pagesync_schema::signature::{AppSecret, Signature};
 
 #[derive(clap::Args)]
 pub struct Args {

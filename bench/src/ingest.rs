@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use pagesync_ingest::signature::AppSecret;
 use pagesync_runtime::config::parse_duration;
+use pagesync_schema::signature::AppSecret;
 use pagesync_testkit::private_nats::free_port;
 
 use crate::{load, wrk};

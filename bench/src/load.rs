@@ -8,7 +8,7 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use pagesync_ingest::signature::AppSecret;
+use pagesync_schema::signature::AppSecret;
 
 pub struct LoadResult {
     pub ok: u64,

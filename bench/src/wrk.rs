@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use pagesync_ingest::signature::AppSecret;
+use pagesync_schema::signature::AppSecret;
 
 use crate::load::delivery;
 

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use pagesync_schema::signature::AppSecret;
 use serde_json::Value;
 
 use crate::LoggedRequest;
@@ -103,7 +104,9 @@ pub struct SentMessage {
 pub(crate) struct Inner {
     pub(crate) base_url: String,
     pub(crate) app_id: String,
-    pub(crate) app_secret: String,
+    pub(crate) app_secret: AppSecret,
+    /// The secret's text, compared as `client_secret` in code exchanges.
+    pub(crate) client_secret: String,
     pub(crate) pages: BTreeMap<String, FakePage>,
     pub(crate) users: HashMap<String, Vec<String>>,
     pub(crate) codes: HashMap<String, String>,
@@ -126,7 +129,8 @@ impl Inner {
         Self {
             base_url,
             app_id: app_id.into(),
-            app_secret: app_secret.into(),
+            app_secret: AppSecret::new(&secrecy::SecretString::from(app_secret.to_owned())),
+            client_secret: app_secret.into(),
             pages: BTreeMap::new(),
             users: HashMap::new(),
             codes: HashMap::new(),

@@ -1,5 +1,6 @@
 //! Graph API errors, classified by HTTP status, `code` and `error_subcode`, never by message text.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -36,7 +37,7 @@ impl FacebookError {
     pub fn from_body(body: &[u8]) -> Option<Self> {
         let env: Envelope = serde_json::from_slice(body).ok()?;
         let e = env.error.as_object()?;
-        let int = |k: &str| crate::lenient::int(e.get(k)?);
+        let int = |k: &str| pagesync_schema::lenient::field::int_or_truncated(e.get(k)?);
         let text = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_owned);
         Some(Self {
             code: int("code"),
@@ -98,19 +99,62 @@ pub enum GraphError {
     #[error("Graph API server error (HTTP {status})")]
     Server { status: u16 },
     /// No connection to the Graph API could be made (nothing was sent), after retries.
-    #[error("Graph API unreachable: {0}")]
-    Network(String),
+    #[error("Graph API unreachable")]
+    Network(#[source] Transport),
     /// The request was sent but no complete answer came (a timeout, a lost
     /// connection): Facebook may or may not have acted on it.
-    #[error("Graph API did not answer: {0}")]
-    NoAnswer(String),
+    #[error("Graph API did not answer")]
+    NoAnswer(#[source] Transport),
     /// The answer was not the JSON we expect.
+    #[error("unexpected Graph API response")]
+    Decode(#[source] Arc<serde_json::Error>),
+    /// The answer was JSON, but not what the endpoint promises.
     #[error("unexpected Graph API response: {0}")]
-    Decode(String),
+    Unexpected(&'static str),
+    /// The client was not configured for the call.
+    #[error("Graph client misconfigured: {0}")]
+    Config(&'static str),
     /// A paging link pointed away from the configured Graph API base (the token is not sent there).
     #[error("paging link leaves the Graph API base; not followed")]
     ForeignLink,
 }
+
+/// A request that failed before a complete answer, as reqwest reported it with
+/// the URL left out (it carries the token). Its text is the whole cause chain
+/// (reqwest's own says only "error sending request"), so it ends the chain.
+#[derive(Debug, Clone)]
+pub struct Transport(Arc<reqwest::Error>);
+
+impl Transport {
+    /// The failure itself: timeout, connect, body.
+    pub fn get(&self) -> &reqwest::Error {
+        &self.0
+    }
+}
+
+impl From<reqwest::Error> for Transport {
+    fn from(e: reqwest::Error) -> Self {
+        Self(Arc::new(e.without_url()))
+    }
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut cause: Option<&dyn std::error::Error> = Some(&*self.0);
+        let mut first = true;
+        while let Some(e) = cause {
+            if !first {
+                f.write_str(": ")?;
+            }
+            write!(f, "{e}")?;
+            first = false;
+            cause = e.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Transport {}
 
 impl GraphError {
     /// Builds the error for a non-success answer. `secret` is scrubbed from Facebook's text.

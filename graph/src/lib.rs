@@ -7,18 +7,22 @@
 //! URL that is logged.
 
 pub mod client;
+pub mod config;
+mod endpoints;
 pub mod error;
-pub mod lenient;
+mod gate;
+mod lenient;
+mod pager;
 pub mod send;
 pub mod token;
 pub mod types;
 pub mod usage;
 
-pub use client::{
-    GraphClient, GraphConfig, MAX_READABLE_MESSAGES, PAGE_FIELDS, Pager, RetryPolicy,
-    SUBSCRIBED_FIELDS, appsecret_proof,
-};
-pub use error::{FacebookError, GraphError, THROTTLE_CODES};
+pub use client::GraphClient;
+pub use config::{GraphConfig, RetryPolicy};
+pub use endpoints::{MAX_READABLE_MESSAGES, PAGE_FIELDS, SUBSCRIBED_FIELDS};
+pub use error::{FacebookError, GraphError, THROTTLE_CODES, Transport};
+pub use pager::Pager;
 pub use send::{AttachmentKind, OutgoingMessage};
 pub use token::{AccessToken, redact_url};
 pub use types::*;

@@ -36,15 +36,15 @@ pub struct PageNode {
 }
 
 impl PageNode {
-    pub(crate) fn from_value(mut v: Value) -> Result<Self, String> {
+    pub(crate) fn from_value(mut v: Value) -> Result<Self, &'static str> {
         // A page node may carry its token, nested too (`page`, linked accounts).
         pagesync_schema::tokens::strip_tokens(&mut v);
         let Value::Object(fields) = v else {
-            return Err("page node is not an object".into());
+            return Err("page node is not an object");
         };
         let id = fields
             .get("id")
-            .and_then(crate::lenient::id_string)
+            .and_then(pagesync_schema::lenient::field::id_string)
             .ok_or("page node has no id")?;
         Ok(Self { id, fields })
     }

@@ -35,13 +35,16 @@ impl Usage {
                 for (k, val) in map {
                     match k.as_str() {
                         "call_count" | "total_time" | "total_cputime" | "acc_id_util_pct" => {
-                            if let Some(p) = crate::lenient::int(val) {
+                            if let Some(p) = pagesync_schema::lenient::field::int_or_truncated(val)
+                            {
                                 self.max_percent = self.max_percent.max(p);
                             }
                         }
                         // Minutes, per Facebook's rate-limiting documentation.
                         "estimated_time_to_regain_access" => {
-                            if let Some(m) = crate::lenient::int(val).filter(|m| *m > 0) {
+                            if let Some(m) = pagesync_schema::lenient::field::int_or_truncated(val)
+                                .filter(|m| *m > 0)
+                            {
                                 let d = Duration::from_secs(m as u64 * 60);
                                 self.regain_access_in =
                                     Some(self.regain_access_in.map_or(d, |c| c.max(d)));

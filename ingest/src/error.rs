@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::body::BodyError;
-use crate::signature::SignatureError;
+use pagesync_schema::signature::SignatureError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {

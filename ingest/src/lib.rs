@@ -6,7 +6,6 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod metrics;
-pub mod signature;
 pub mod split;
 mod trace;
 pub mod webhook;

@@ -59,7 +59,7 @@ mod tests {
     #[test]
     fn every_error_outcome_has_a_series() {
         use crate::error::IngestError;
-        use crate::signature::SignatureError;
+        use pagesync_schema::signature::SignatureError;
         let errors = [
             IngestError::MissingParameter("hub.mode"),
             IngestError::VerificationRefused,

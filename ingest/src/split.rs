@@ -19,7 +19,8 @@ use serde_json::value::RawValue;
 mod instagram;
 mod read;
 
-use read::{Members, PageKey, lenient_flag, lenient_string, list};
+use pagesync_schema::lenient::field;
+use read::{Members, PageKey, list};
 
 /// A `page_change` without `value` hashes as `null`.
 static NULL: Value = Value::Null;
@@ -183,7 +184,10 @@ impl Ctx {
         let item = doc.value();
         let echo = is_echo(item);
         let party = if echo { "recipient" } else { "sender" };
-        let psid = lenient_string(item.get(party).and_then(|p| p.get("id")))
+        let psid = item
+            .get(party)
+            .and_then(|p| p.get("id"))
+            .and_then(field::id_string)
             .and_then(|s| Psid::parse(s).ok());
         let time_ms = item_time(item)
             .or_else(|| watermark(item, kind).and_then(|w| epoch_millis(&Value::from(w))))
@@ -208,10 +212,10 @@ impl Ctx {
             {
                 None
             }
-            EventType::Message | EventType::MessageEcho => {
-                lenient_string(item.pointer("/message/mid"))
-                    .and_then(|mid| event_id::for_message(&mid))
-            }
+            EventType::Message | EventType::MessageEcho => item
+                .pointer("/message/mid")
+                .and_then(field::id_string)
+                .and_then(|mid| event_id::for_message(&mid)),
             EventType::Delivery | EventType::Read => {
                 watermark(item, kind).map(|w| event_id::for_receipt(kind, page, &psid, w))
             }
@@ -336,7 +340,7 @@ fn messaging_type(platform: Platform, item: &Value) -> Option<EventType> {
 }
 
 fn is_echo(item: &Value) -> bool {
-    lenient_flag(item.pointer("/message/is_echo"))
+    field::flag(item.pointer("/message/is_echo"))
 }
 
 /// The receipt's watermark as sent (an integer, or a string of one). Instagram's
@@ -347,11 +351,7 @@ fn watermark(item: &Value, kind: EventType) -> Option<i64> {
         EventType::Read => "read",
         _ => return None,
     };
-    match item.get(key)?.get("watermark")? {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
+    field::int(item.get(key)?.get("watermark")?)
 }
 
 /// The item's own `timestamp`.

@@ -16,8 +16,8 @@ use subtle::ConstantTimeEq;
 use crate::body::{self, BodyBudget, BodyLimits};
 use crate::error::IngestError;
 use crate::metrics::IngestMetrics;
-use crate::signature::{AppSecret, Signature, SignatureError};
 use crate::split::split;
+use pagesync_schema::signature::{AppSecret, Signature, SignatureError};
 
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
 

@@ -3,7 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use pagesync_crypto::{EncryptionKey, OldKeys, parse_key, parse_old_keys};
+use pagesync_pagepoll::{GraphArgs, TokenKeys};
+use pagesync_runtime::HttpUrl;
 use pagesync_runtime::config::{
     DatabaseConfig, HttpConfig, NatsConfig, parse_duration, parse_secret,
 };
@@ -17,49 +18,27 @@ pub struct Config {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "OAUTH_API_ADDR", default_value = "0.0.0.0:5000")]
     pub oauth_api_addr: SocketAddr,
-    /// Our Facebook app id (`client_id` of the login dialog; found in `subscribed_apps`).
-    #[arg(long, env = "FACEBOOK_APP_ID")]
-    pub facebook_app_id: String,
-    /// Facebook app secret: code exchanges, `appsecret_proof`, self-test webhook signatures.
-    #[arg(long, env = "FACEBOOK_APP_SECRET", value_parser = parse_secret, hide_env_values = true)]
-    pub facebook_app_secret: SecretString,
     /// Where Facebook sends the browser back after login: this service's `/facebook/callback`.
     /// Cookies are `Secure` when it is https.
-    #[arg(long, env = "FACEBOOK_REDIRECT_URI", value_parser = parse_http_url)]
-    pub facebook_redirect_uri: String,
+    #[arg(long, env = "FACEBOOK_REDIRECT_URI")]
+    pub facebook_redirect_uri: HttpUrl,
     /// The ingest webhook URL: shown in integrations and posted to by the connect self-test.
     #[arg(
         long,
         env = "FACEBOOK_WEBHOOK_ADDRESS",
-        default_value = "http://127.0.0.1:5001/facebook/webhook",
-        value_parser = parse_http_url
+        default_value = "http://127.0.0.1:5001/facebook/webhook"
     )]
-    pub facebook_webhook_address: String,
+    pub facebook_webhook_address: HttpUrl,
     /// HMAC key of the OAuth `state` parameter.
     #[arg(long, env = "STATE_TOKEN_SECRET", value_parser = parse_secret, hide_env_values = true)]
     pub state_token_secret: SecretString,
-    /// Base64 of the 32-byte key that encrypts page tokens (AES-256-GCM).
-    #[arg(long, env = "TOKEN_ENCRYPTION_KEY", value_parser = parse_key, hide_env_values = true)]
-    pub token_encryption_key: EncryptionKey,
-    /// Comma-separated base64 keys that still decrypt tokens sealed before a rotation.
-    #[arg(long, env = "TOKEN_ENCRYPTION_OLD_KEYS", value_parser = parse_old_keys, default_value = "", hide_env_values = true, hide_default_value = true)]
-    pub token_encryption_old_keys: OldKeys,
-    /// Graph API base URL including the version (tests point it at a fake).
-    #[arg(
-        long,
-        env = "GRAPH_API_BASE",
-        default_value = "https://graph.facebook.com/v26.0",
-        value_parser = parse_http_url
-    )]
-    pub graph_api_base: String,
     /// Facebook's login dialog.
     #[arg(
         long,
         env = "FACEBOOK_DIALOG_URL",
-        default_value = "https://www.facebook.com/v26.0/dialog/oauth",
-        value_parser = parse_http_url
+        default_value = "https://www.facebook.com/v26.0/dialog/oauth"
     )]
-    pub facebook_dialog_url: String,
+    pub facebook_dialog_url: HttpUrl,
     /// Bearer token of operators, who see every page; unset turns operator access off.
     #[arg(long, env = "OPERATOR_TOKEN", value_parser = parse_secret, hide_env_values = true)]
     pub operator_token: Option<SecretString>,
@@ -86,9 +65,10 @@ pub struct Config {
     /// Smallest spacing of Graph calls for one page (Facebook allows about 2 per second).
     #[arg(long, env = "GRAPH_PAGE_CALL_INTERVAL", default_value = "500ms", value_parser = parse_duration)]
     pub graph_page_call_interval: Duration,
-    /// First retry delay after a Graph 5xx or network error (doubles, jittered).
-    #[arg(long, env = "GRAPH_RETRY_MIN_DELAY", default_value = "500ms", value_parser = parse_duration)]
-    pub graph_retry_min_delay: Duration,
+    #[command(flatten)]
+    pub graph: GraphArgs,
+    #[command(flatten)]
+    pub keys: TokenKeys,
     #[command(flatten)]
     pub http: HttpConfig,
     #[command(flatten)]
@@ -121,7 +101,7 @@ impl Config {
 
     /// Cookies get `Secure` when the browser reaches us over https.
     pub fn secure_cookies(&self) -> bool {
-        self.facebook_redirect_uri.starts_with("https://")
+        self.facebook_redirect_uri.is_https()
     }
 }
 
@@ -130,14 +110,6 @@ fn parse_positive_duration(s: &str) -> Result<Duration, String> {
         Ok(d) if d.is_zero() => Err("must be longer than 0s".to_owned()),
         Ok(d) => Ok(d),
         Err(e) => Err(e.to_string()),
-    }
-}
-
-fn parse_http_url(s: &str) -> Result<String, String> {
-    let url = reqwest::Url::parse(s).map_err(|e| format!("not a URL: {e}"))?;
-    match url.scheme() {
-        "http" | "https" if url.host_str().is_some() => Ok(s.to_owned()),
-        _ => Err("must be an http or https URL".to_owned()),
     }
 }
 
@@ -164,11 +136,11 @@ mod tests {
         let c: Config = pagesync_runtime::config::parse_from(REQUIRED).unwrap();
         assert_eq!(c.oauth_api_addr.to_string(), "0.0.0.0:5000");
         assert_eq!(
-            c.facebook_webhook_address,
+            c.facebook_webhook_address.as_str(),
             "http://127.0.0.1:5001/facebook/webhook"
         );
         assert_eq!(
-            c.facebook_dialog_url,
+            c.facebook_dialog_url.as_str(),
             "https://www.facebook.com/v26.0/dialog/oauth"
         );
         assert!(!c.messenger_human_agent);

@@ -5,6 +5,7 @@
 use futures::future::join_all;
 use pagesync_crypto::Sealed;
 use pagesync_graph::{AccessToken, AccountPage, GraphError};
+use pagesync_runtime::ErrorChain;
 use pagesync_schema::PageId;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -45,7 +46,7 @@ pub struct PageSetup {
 pub async fn authorize(state: &AppState, code: &str) -> Result<Vec<AccountPage>, ApiError> {
     let short = state
         .graph
-        .exchange_code(code, &state.redirect_uri)
+        .exchange_code(code, state.redirect_uri.as_str())
         .await
         .map_err(oauth_error)?;
     let long = state
@@ -169,7 +170,7 @@ pub async fn read_instagram(
     match state.graph.instagram_account(page.as_str(), token).await {
         Ok(account) => Some(account.and_then(|id| instagram_id(page, &id))),
         Err(e) => {
-            tracing::warn!(page_id = %page, error = %e, "could not read the page's Instagram account; link unchanged");
+            tracing::warn!(page_id = %page, error = %ErrorChain(&e), "could not read the page's Instagram account; link unchanged");
             None
         }
     }
@@ -179,16 +180,20 @@ pub async fn read_instagram(
 pub async fn subscribe(state: &AppState, page: &PageId, token: &AccessToken) -> Result<(), String> {
     let result = ensure_subscribed(&state.graph, &state.app_id, page, token).await;
     if let Err(e) = &result {
-        tracing::warn!(page_id = %page, error = %e, "webhook subscription failed");
+        tracing::warn!(page_id = %page, error = %ErrorChain(e), "webhook subscription failed");
     }
-    if let Ok(client) = state.pool.get().await
-        && let Err(e) = store::record_subscription(&**client, page, result.is_ok()).await
-    {
-        tracing::warn!(page_id = %page, error = %e, "could not record the subscription");
+    if let Err(e) = record_subscription(state, page, result.is_ok()).await {
+        tracing::warn!(page_id = %page, error = %ErrorChain(&e), "could not record the subscription");
     }
     result
         .map(|_| ())
         .map_err(|e| format!("webhook subscription failed: {e}"))
+}
+
+async fn record_subscription(state: &AppState, page: &PageId, ok: bool) -> Result<(), ApiError> {
+    let client = state.pool.get().await?;
+    store::record_subscription(&**client, page, ok).await?;
+    Ok(())
 }
 
 /// A page of `/me/accounts` as shown: everything but its token.

@@ -108,7 +108,7 @@ pub async fn list(
     caller: Caller,
 ) -> Result<Json<IntegrationList>, ApiError> {
     let conn = state.pool.get().await?;
-    let data = store::list_integrations(&**conn, caller, None, &state.webhook_url).await?;
+    let data = store::list_integrations(&**conn, caller, None, state.webhook_url.as_str()).await?;
     Ok(Json(IntegrationList { data }))
 }
 
@@ -140,7 +140,7 @@ async fn view(
     page: &PageId,
 ) -> Result<IntegrationView, ApiError> {
     let conn = state.pool.get().await?;
-    store::list_integrations(&**conn, caller, Some(page), &state.webhook_url)
+    store::list_integrations(&**conn, caller, Some(page), state.webhook_url.as_str())
         .await?
         .into_iter()
         .next()
@@ -175,17 +175,7 @@ pub async fn put(
 ) -> Result<Response, ApiError> {
     let page = page_id(path)?;
     let token = parse_token(body.access_token)?;
-    {
-        let conn = state.pool.get().await?;
-        if let (Caller::User(me), Some(Some(owner))) =
-            (caller, store::integration_owner(&**conn, &page).await?)
-            && owner != me
-        {
-            // Another user's page: as if it did not exist (reconnecting through
-            // Facebook login moves it).
-            return Err(ApiError::NotFound);
-        }
-    }
+    refuse_anothers_page(&state, caller, &page).await?;
     let node = state
         .graph
         .page(page.as_str(), &token)
@@ -201,35 +191,18 @@ pub async fn put(
         .await
         .map_err(ApiError::Facebook)?;
     let instagram = crate::connect::read_instagram(&state, &page, &token).await;
-    let name = node.fields.get("name").and_then(|v| v.as_str());
     let sealed = state.cipher.encrypt(token.expose(), page.as_str());
-    let owner = match caller {
-        Caller::User(u) => Some(u),
-        Caller::Operator => None,
+    let connection = Connection {
+        page: &page,
+        name: node.fields.get("name").and_then(|v| v.as_str()),
+        sealed: &sealed,
+        active: body.active,
+        owner: match caller {
+            Caller::User(u) => Some(u),
+            Caller::Operator => None,
+        },
     };
-    let created = {
-        let mut conn = state.pool.get().await?;
-        let tx = conn.transaction().await?;
-        let created = store::upsert_integration(
-            &*tx,
-            &Connection {
-                page: &page,
-                name,
-                sealed: &sealed,
-                active: body.active,
-                owner,
-            },
-        )
-        .await?;
-        if let Some(account) = &instagram {
-            store::link_instagram(&*tx, &page, account.as_ref()).await?;
-        }
-        tx.commit().await?;
-        created
-    };
-    let conn = state.pool.get().await?;
-    store::record_subscription(&**conn, &page, true).await?;
-    drop(conn);
+    let created = store_connection(&state, &connection, instagram.as_ref()).await?;
     tracing::info!(page_id = %page, created, "integration stored");
     let status = if created {
         StatusCode::CREATED
@@ -237,6 +210,38 @@ pub async fn put(
         StatusCode::OK
     };
     Ok((status, Json(view(&state, caller, &page).await?)).into_response())
+}
+
+/// Another user's page is answered as if it did not exist (reconnecting through
+/// Facebook login moves it).
+async fn refuse_anothers_page(
+    state: &AppState,
+    caller: Caller,
+    page: &PageId,
+) -> Result<(), ApiError> {
+    let conn = state.pool.get().await?;
+    match (caller, store::integration_owner(&**conn, page).await?) {
+        (Caller::User(me), Some(Some(owner))) if owner != me => Err(ApiError::NotFound),
+        _ => Ok(()),
+    }
+}
+
+/// Stores the integration and, when it was read (`Some`), its Instagram link, in
+/// one transaction, then records the subscription made before. True when created.
+async fn store_connection(
+    state: &AppState,
+    connection: &Connection<'_>,
+    instagram: Option<&Option<PageId>>,
+) -> Result<bool, ApiError> {
+    let mut conn = state.pool.get().await?;
+    let tx = conn.transaction().await?;
+    let created = store::upsert_integration(&*tx, connection).await?;
+    if let Some(account) = instagram {
+        store::link_instagram(&*tx, connection.page, account.as_ref()).await?;
+    }
+    tx.commit().await?;
+    store::record_subscription(&**conn, connection.page, true).await?;
+    Ok(created)
 }
 
 /// Activate or deactivate polling of a page.

@@ -30,11 +30,11 @@ use axum::{Extension, Router};
 use deadpool_postgres::Pool;
 use pagesync_crypto::TokenCipher;
 use pagesync_graph::{GraphClient, GraphConfig, RetryPolicy};
-use pagesync_poller::PagePoller;
-use pagesync_runtime::CancellationToken;
+use pagesync_pagepoll::PagePoller;
 use pagesync_runtime::connect as deps;
 use pagesync_runtime::connect::ConnectError;
 use pagesync_runtime::ops::ReadyCheck;
+use pagesync_runtime::{CancellationToken, HttpUrl};
 use pagesync_schema::Publisher;
 use secrecy::{ExposeSecret, SecretString};
 use tower_http::trace::TraceLayer;
@@ -52,19 +52,19 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum BuildError {
     #[error(transparent)]
     Connect(#[from] ConnectError),
-    #[error("invalid GRAPH_API_BASE: {0}")]
+    #[error("cannot build the Graph API client")]
     Graph(#[from] pagesync_graph::GraphError),
     #[error(
         "TOKEN_ENCRYPTION_KEY cannot decrypt stored page tokens sealed with key id(s) {0}: \
          set the key that sealed them, or add it to TOKEN_ENCRYPTION_OLD_KEYS"
     )]
     WrongKey(String),
-    #[error("cannot read stored tokens: {0}")]
+    #[error("cannot read stored tokens")]
     Store(#[from] tokio_postgres::Error),
-    #[error("cannot reach Postgres: {0}")]
+    #[error("cannot reach Postgres")]
     Pool(#[from] deadpool_postgres::PoolError),
-    #[error("cannot build the HTTP client: {0}")]
-    Http(String),
+    #[error("cannot build the HTTP client")]
+    Http(#[source] reqwest::Error),
     #[error(transparent)]
     Bind(#[from] pagesync_runtime::BindError),
 }
@@ -75,23 +75,80 @@ pub struct AppState {
     pub graph: GraphClient,
     pub cipher: TokenCipher,
     pub signer: StateSigner,
-    /// The poller's one-page poll, for the connect self-test.
+    /// The one-page poll the poller runs too, for the connect self-test.
     pub poller: PagePoller,
     /// For the webhook self-test's deliveries.
     pub http: reqwest::Client,
     pub app_id: String,
     pub app_secret: SecretString,
-    pub redirect_uri: String,
-    pub dialog_url: String,
-    pub webhook_url: String,
+    pub redirect_uri: HttpUrl,
+    pub dialog_url: HttpUrl,
+    pub webhook_url: HttpUrl,
     pub operator_token: Option<SecretString>,
     pub secure_cookies: bool,
     pub session_ttl: Duration,
     pub pending_session_ttl: Duration,
     pub self_test_timeout: Duration,
+    /// Cancelled when the service begins to stop (the live feed's `stop`): long
+    /// waits inside a request (event streams, the self-test) end instead of
+    /// holding up the graceful shutdown.
+    pub stopping: CancellationToken,
     /// Publishes the inbox's events (reply echoes, status changes).
     pub publisher: Publisher,
     pub inbox: inbox::Inbox,
+}
+
+impl AppState {
+    /// The handlers' state over a connected pool and publisher.
+    fn new(
+        config: &Config,
+        pool: Pool,
+        cipher: TokenCipher,
+        publisher: Publisher,
+        feed: inbox::feed::Feed,
+    ) -> Result<Self, BuildError> {
+        let graph = GraphClient::new(graph_config(config))?;
+        let poller = PagePoller::new(
+            graph.clone(),
+            publisher.clone(),
+            pool.clone(),
+            cipher.clone(),
+            config.graph.facebook_app_id.clone(),
+        );
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(BuildError::Http)?;
+        Ok(Self {
+            pool,
+            graph,
+            cipher,
+            signer: StateSigner::new(&config.state_token_secret),
+            poller,
+            http,
+            app_id: config.graph.facebook_app_id.clone(),
+            app_secret: config.graph.facebook_app_secret.clone(),
+            redirect_uri: config.facebook_redirect_uri.clone(),
+            dialog_url: config.facebook_dialog_url.clone(),
+            webhook_url: config.facebook_webhook_address.clone(),
+            // An empty OPERATOR_TOKEN (as compose passes an unset one) means off.
+            operator_token: config
+                .operator_token
+                .clone()
+                .filter(|t| !t.expose_secret().is_empty()),
+            secure_cookies: config.secure_cookies(),
+            session_ttl: config.session_ttl,
+            pending_session_ttl: config.pending_session_ttl,
+            self_test_timeout: config.self_test_timeout,
+            stopping: feed.stop.clone(),
+            publisher,
+            inbox: inbox::Inbox {
+                human_agent: config.messenger_human_agent,
+                feed,
+            },
+        })
+    }
 }
 
 /// A built oauth-api: connected, keys checked, listening, not yet serving.
@@ -107,66 +164,23 @@ impl App {
     pub async fn build(config: Config) -> Result<Self, BuildError> {
         let nats = deps::nats(&config.nats, "pagesync-oauth-api", ACK_TIMEOUT).await?;
         let pool = deps::postgres(&config.database).await?;
-        let cipher = cipher(&config);
+        let cipher = config.keys.cipher();
         check_keys(&pool, &cipher).await?;
-        let graph = GraphClient::new(graph_config(&config))?;
         let publisher = Publisher::new(nats.js.clone(), config.nats.nats_subject_prefix.clone());
-        let poller = PagePoller {
-            graph: graph.clone(),
-            publisher: publisher.clone(),
-            pool: pool.clone(),
-            cipher: cipher.clone(),
-            app_id: config.facebook_app_id.clone(),
-            overlap: Duration::from_secs(600),
-        };
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| BuildError::Http(e.to_string()))?;
         let feed = inbox::feed::Feed::default();
         let listener = inbox::feed::Listener {
             feed: feed.clone(),
             pool: pool.clone(),
-            database_url: deps::pg_config(&config.database)?,
+            database_url: deps::pg_config(&config.database),
             human_agent: config.messenger_human_agent,
         };
-        let state = Arc::new(AppState {
-            pool: pool.clone(),
-            graph,
-            cipher,
-            signer: StateSigner::new(&config.state_token_secret),
-            poller,
-            http,
-            app_id: config.facebook_app_id.clone(),
-            app_secret: config.facebook_app_secret.clone(),
-            redirect_uri: config.facebook_redirect_uri.clone(),
-            dialog_url: config.facebook_dialog_url.clone(),
-            webhook_url: config.facebook_webhook_address.clone(),
-            // An empty OPERATOR_TOKEN (as compose passes an unset one) means off.
-            operator_token: config
-                .operator_token
-                .clone()
-                .filter(|t| !t.expose_secret().is_empty()),
-            secure_cookies: config.secure_cookies(),
-            session_ttl: config.session_ttl,
-            pending_session_ttl: config.pending_session_ttl,
-            self_test_timeout: config.self_test_timeout,
-            publisher,
-            inbox: inbox::Inbox {
-                human_agent: config.messenger_human_agent,
-                feed,
-            },
-        });
         let pruner = session::Pruner {
             pool: pool.clone(),
             every: config.session_prune_interval,
         };
-        let router = router(
-            state,
-            pagesync_runtime::ops::nats_and_postgres(nats.client.clone(), pool),
-            &config.cors_allowed_origins,
-        );
+        let ready = pagesync_runtime::ops::nats_and_postgres(nats.client.clone(), pool.clone());
+        let state = AppState::new(&config, pool, cipher, publisher, feed)?;
+        let router = router(Arc::new(state), ready, &config.cors_allowed_origins);
         let http = pagesync_runtime::HttpService::bind(
             "oauth-api",
             config.oauth_api_addr,
@@ -214,14 +228,6 @@ impl App {
     }
 }
 
-/// The token cipher of the configured keys.
-pub fn cipher(config: &Config) -> TokenCipher {
-    TokenCipher::new(
-        config.token_encryption_key.clone(),
-        config.token_encryption_old_keys.clone(),
-    )
-}
-
 /// Refuses to start when a stored token was sealed by a key we do not have.
 pub async fn check_keys(pool: &Pool, cipher: &TokenCipher) -> Result<(), BuildError> {
     let conn = pool.get().await?;
@@ -242,22 +248,18 @@ fn is_unknown_key(e: pagesync_crypto::CryptoError) -> bool {
     matches!(e, pagesync_crypto::CryptoError::UnknownKey(_))
 }
 
+/// oauth-api's Graph client: a person is waiting for the answer, so fewer and
+/// shorter retries, and long throttles fail fast instead of being waited out.
 fn graph_config(config: &Config) -> GraphConfig {
-    let mut g = GraphConfig::new(config.graph_api_base.clone());
-    g.app_id = Some(config.facebook_app_id.clone());
-    g.app_secret = Some(config.facebook_app_secret.clone());
-    g.per_page_interval =
-        (!config.graph_page_call_interval.is_zero()).then_some(config.graph_page_call_interval);
-    g.metrics_prefix = "pagesync_oauth_api".into();
-    g.retry = RetryPolicy {
-        min_delay: config.graph_retry_min_delay,
-        max_delay: Duration::from_secs(10).max(config.graph_retry_min_delay),
+    let retry = RetryPolicy {
+        max_delay: Duration::from_secs(10),
         max_retries: 3,
-        // A person is waiting for the answer: long throttles fail fast instead.
         max_throttle_wait: Duration::from_secs(10),
         ..RetryPolicy::default()
     };
-    g
+    config
+        .graph
+        .client_config("pagesync_oauth_api", config.graph_page_call_interval, retry)
 }
 
 /// The service's routes and, from the same declarations, their OpenAPI document

@@ -48,11 +48,10 @@ pub async fn login(
         }
     };
     let st = state.signer.issue(user, Utc::now().timestamp());
-    let mut url = reqwest::Url::parse(&state.dialog_url)
-        .map_err(|e| anyhow::anyhow!("FACEBOOK_DIALOG_URL: {e}"))?;
+    let mut url = state.dialog_url.url().clone();
     url.query_pairs_mut()
         .append_pair("client_id", &state.app_id)
-        .append_pair("redirect_uri", &state.redirect_uri)
+        .append_pair("redirect_uri", state.redirect_uri.as_str())
         .append_pair("response_type", "code")
         .append_pair("scope", SCOPE)
         .append_pair("state", &st);

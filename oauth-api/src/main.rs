@@ -1,15 +1,20 @@
+use std::process::ExitCode;
+
 use anyhow::Context;
 use pagesync_oauth_api::{App, Command, Config};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let config: Config = pagesync_runtime::config::load_or_exit("oauth-api");
+async fn main() -> anyhow::Result<ExitCode> {
+    let config: Config = match pagesync_runtime::config::load_for("oauth-api") {
+        Ok(config) => config,
+        Err(status) => return Ok(status),
+    };
     let _telemetry = pagesync_runtime::telemetry::init("oauth-api", &config.telemetry)?;
     if config.command == Some(Command::ReencryptTokens) {
         let pool = pagesync_runtime::connect::postgres(&config.database)
             .await
             .context("connecting to Postgres")?;
-        let cipher = pagesync_oauth_api::cipher(&config);
+        let cipher = config.keys.cipher();
         let report = pagesync_oauth_api::reencrypt::reencrypt_tokens(&pool, &cipher).await?;
         println!(
             "re-encrypted {} token(s); {} already current; {} failed",
@@ -23,11 +28,11 @@ async fn main() -> anyhow::Result<()> {
             "{} token(s) could not be re-encrypted: see the log",
             report.failed.len()
         );
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     }
     let shutdown = pagesync_runtime::shutdown::on_signals();
     let app = App::build(config).await.context("starting oauth-api")?;
     app.run_until_stopped(shutdown).await.context("serving")?;
     tracing::info!("oauth-api stopped");
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,19 +1,18 @@
 //! The connect self-test (contract §6). Webhook: signed test deliveries posted to
 //! `FACEBOOK_WEBHOOK_ADDRESS` (a `name` change carrying the page's current name, and
 //! a text message from psid `test_user_id`), then a bounded wait until the projector
-//! applied them. Polling: the poller's one-page poll, once.
+//! applied them. Polling: the one-page poll the poller runs (pagesync-pagepoll), once.
 
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use chrono::Utc;
-use hmac::{Hmac, Mac};
-use pagesync_poller::PageOutcome;
-use pagesync_poller::store::Integration;
+use pagesync_pagepoll::PageOutcome;
+use pagesync_pagepoll::store::Integration;
+use pagesync_schema::signature::AppSecret;
 use pagesync_schema::{EventId, PageId, event_id};
-use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 use crate::AppState;
 use crate::connect::PageSetup;
@@ -127,13 +126,10 @@ async fn message_delivery(state: &AppState, page: &PageId) -> Result<(), String>
 
 async fn deliver_and_wait(state: &AppState, body: &Value, id: &EventId) -> Result<(), String> {
     let bytes = serde_json::to_vec(body).map_err(|e| e.to_string())?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(state.app_secret.expose_secret().as_bytes())
-        .expect("HMAC takes keys of any length");
-    mac.update(&bytes);
-    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let signature = AppSecret::new(&state.app_secret).sign(&bytes);
     let resp = state
         .http
-        .post(&state.webhook_url)
+        .post(state.webhook_url.url().clone())
         .header("content-type", "application/json")
         .header("x-hub-signature-256", signature)
         .body(bytes)
@@ -149,33 +145,54 @@ async fn deliver_and_wait(state: &AppState, body: &Value, id: &EventId) -> Resul
     wait_for_projection(state, id).await
 }
 
-/// Waits, bounded, until the projector recorded the event as applied.
+/// Waits, bounded by `SELF_TEST_TIMEOUT` and by the service stopping, until the
+/// projector recorded the event as applied. A database error is logged and the
+/// read tried again: only its outcome reaches the answer, never the driver's text.
 async fn wait_for_projection(state: &AppState, id: &EventId) -> Result<(), String> {
-    let deadline = tokio::time::Instant::now() + state.self_test_timeout;
-    let mut pause = Duration::from_millis(20);
-    loop {
-        let applied = async {
-            let conn = state.pool.get().await.ok()?;
-            conn.query_opt(
-                "SELECT 1 FROM applied_events WHERE event_id = $1",
-                &[&id.as_str()],
-            )
-            .await
-            .ok()
-            .map(|r| r.is_some())
-        }
-        .await;
-        if applied == Some(true) {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(format!(
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(20))
+        .with_max_delay(Duration::from_millis(250))
+        .without_max_times();
+    let waiting = (|| applied(state, id))
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .notify(|e, _| {
+            if !matches!(e, Unapplied::Pending) {
+                tracing::warn!(event_id = %id, error = %e, "self-test: cannot read the projection; trying again");
+            }
+        });
+    tokio::select! {
+        waited = tokio::time::timeout(state.self_test_timeout, waiting) => match waited {
+            // Retried until the deadline: an error never comes out, but is not shown if it did.
+            Ok(done) => done.map_err(|_| "the projection could not be read; see oauth-api's log".to_owned()),
+            Err(_) => Err(format!(
                 "the test delivery was accepted but not projected within {}s; is the projector running?",
                 state.self_test_timeout.as_secs()
-            ));
+            )),
+        },
+        () = state.stopping.cancelled() => {
+            Err("oauth-api is stopping; connect the page again to test it".to_owned())
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(250));
+    }
+}
+
+/// Why the test event is not (known to be) applied yet.
+#[derive(Debug, thiserror::Error)]
+enum Unapplied {
+    #[error("not applied yet")]
+    Pending,
+    #[error("cannot reach Postgres: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("cannot read applied_events: {}", pagesync_runtime::connect::db_error_text(.0))]
+    Query(#[from] tokio_postgres::Error),
+}
+
+async fn applied(state: &AppState, id: &EventId) -> Result<(), Unapplied> {
+    const SQL: &str = "SELECT 1 FROM applied_events WHERE event_id = $1";
+    let conn = state.pool.get().await?;
+    match conn.query_opt(SQL, &[&id.as_str()]).await? {
+        Some(_) => Ok(()),
+        None => Err(Unapplied::Pending),
     }
 }
 

@@ -31,8 +31,8 @@ pub async fn ensure_subscribed(
         .await?;
     if !confirmed {
         crate::metrics::subscription("failed");
-        return Err(GraphError::Decode(
-            "Facebook did not confirm the subscription".into(),
+        return Err(GraphError::Unexpected(
+            "Facebook did not confirm the subscription",
         ));
     }
     tracing::info!(page_id = %page, "page subscribed to webhooks");

@@ -3,13 +3,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use pagesync_crypto::{EncryptionKey, OldKeys, parse_key, parse_old_keys};
-use pagesync_runtime::config::{
-    DatabaseConfig, HttpConfig, NatsConfig, parse_duration, parse_secret,
-};
+use pagesync_pagepoll::{GraphArgs, TokenKeys};
+use pagesync_runtime::config::{DatabaseConfig, HttpConfig, NatsConfig, parse_duration};
 use pagesync_runtime::telemetry::TelemetryConfig;
 use pagesync_schema::PageId;
-use secrecy::SecretString;
 
 /// `poller`: polls the Graph API for every active integration and publishes events.
 #[derive(clap::Parser, Debug, Clone)]
@@ -26,25 +23,10 @@ pub struct Config {
     /// Address of `/health`, `/ready` and `/metrics` (port 0 picks one).
     #[arg(long, env = "POLLER_ADDR", default_value = "0.0.0.0:5003")]
     pub addr: SocketAddr,
-    /// Graph API base URL including the version (tests point it at a fake).
-    #[arg(
-        long,
-        env = "GRAPH_API_BASE",
-        default_value = "https://graph.facebook.com/v26.0"
-    )]
-    pub graph_api_base: String,
-    /// Our Facebook app id: a page that lost it from `subscribed_apps` is re-subscribed.
-    #[arg(long, env = "FACEBOOK_APP_ID")]
-    pub facebook_app_id: String,
-    /// App secret: every Graph call carries `appsecret_proof` derived from it.
-    #[arg(long, env = "FACEBOOK_APP_SECRET", value_parser = parse_secret, hide_env_values = true)]
-    pub facebook_app_secret: SecretString,
-    /// Base64 of the 32-byte key that decrypts stored page tokens.
-    #[arg(long, env = "TOKEN_ENCRYPTION_KEY", value_parser = parse_key, hide_env_values = true)]
-    pub token_encryption_key: EncryptionKey,
-    /// Comma-separated base64 keys that still decrypt tokens sealed before a rotation.
-    #[arg(long, env = "TOKEN_ENCRYPTION_OLD_KEYS", value_parser = parse_old_keys, default_value = "", hide_env_values = true, hide_default_value = true)]
-    pub token_encryption_old_keys: OldKeys,
+    #[command(flatten)]
+    pub graph: GraphArgs,
+    #[command(flatten)]
+    pub keys: TokenKeys,
     /// Time between two poll cycles (`24h`, `30m`).
     #[arg(long, env = "POLL_INTERVAL", default_value = "24h", value_parser = parse_duration)]
     pub poll_interval: Duration,
@@ -60,9 +42,6 @@ pub struct Config {
     /// Smallest spacing of Graph calls for one page (Facebook allows about 2 per second).
     #[arg(long, env = "POLL_PAGE_CALL_INTERVAL", default_value = "500ms", value_parser = parse_duration)]
     pub poll_page_call_interval: Duration,
-    /// First retry delay after a 5xx or network error (doubles, jittered).
-    #[arg(long, env = "GRAPH_RETRY_MIN_DELAY", default_value = "500ms", value_parser = parse_duration)]
-    pub graph_retry_min_delay: Duration,
     /// Pause after a throttle answer that gives no estimate.
     #[arg(long, env = "GRAPH_THROTTLE_PAUSE", default_value = "60s", value_parser = parse_duration)]
     pub graph_throttle_pause: Duration,

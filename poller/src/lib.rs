@@ -3,9 +3,6 @@
 //! `schema`, so the projector collapses them with the webhook's copies.
 
 pub mod config;
-pub mod events;
-pub mod poll;
-pub mod store;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
@@ -14,15 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use pagesync_crypto::TokenCipher;
 use pagesync_graph::{GraphClient, GraphConfig, RetryPolicy};
-use pagesync_runtime::CancellationToken;
 use pagesync_runtime::connect::{self, ConnectError};
+use pagesync_runtime::{CancellationToken, HttpService, ops};
 use pagesync_schema::{PageId, Publisher};
 use rand::Rng;
 
 pub use config::Config;
-pub use poll::{PageOutcome, PagePoller};
+// Polling one page is a library oauth-api's self-test shares (pagesync-pagepoll).
+pub use pagesync_pagepoll::{PageOutcome, PagePoller, events, poll, store};
 
 /// How long JetStream may take to acknowledge a publish.
 const ACK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,7 +28,7 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum BuildError {
     #[error(transparent)]
     Connect(#[from] ConnectError),
-    #[error("invalid GRAPH_API_BASE: {0}")]
+    #[error("cannot build the Graph API client")]
     Graph(#[from] pagesync_graph::GraphError),
     #[error(transparent)]
     Bind(#[from] pagesync_runtime::BindError),
@@ -80,8 +77,8 @@ impl CycleReport {
 pub struct App {
     config: Config,
     poller: Arc<PagePoller>,
-    nats: async_nats::Client,
-    listener: tokio::net::TcpListener,
+    /// `/health`, `/ready` and `/metrics`, bound.
+    ops: HttpService,
 }
 
 impl App {
@@ -90,30 +87,29 @@ impl App {
         let nats = connect::nats(&config.nats, "pagesync-poller", ACK_TIMEOUT).await?;
         let pool = connect::postgres(&config.database).await?;
         let graph = GraphClient::new(graph_config(&config))?;
-        let listener = pagesync_runtime::bind(config.addr).await?;
-        let poller = PagePoller {
+        let router = ops::router(ops::nats_and_postgres(nats.client, pool.clone()));
+        let limits = config
+            .http
+            .limits(pagesync_runtime::http::OPS_REQUEST_TIMEOUT);
+        let ops = HttpService::bind("poller", config.addr, router, limits).await?;
+        let publisher = Publisher::new(nats.js.clone(), config.nats.nats_subject_prefix.clone());
+        let mut poller = PagePoller::new(
             graph,
-            publisher: Publisher::new(nats.js.clone(), config.nats.nats_subject_prefix.clone()),
+            publisher,
             pool,
-            cipher: TokenCipher::new(
-                config.token_encryption_key.clone(),
-                config.token_encryption_old_keys.clone(),
-            ),
-            app_id: config.facebook_app_id.clone(),
-            overlap: config.poll_overlap,
-        };
+            config.keys.cipher(),
+            config.graph.facebook_app_id.clone(),
+        );
+        poller.overlap = config.poll_overlap;
         Ok(Self {
             config,
             poller: Arc::new(poller),
-            nats: nats.client,
-            listener,
+            ops,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.ops.local_addr()
     }
 
     pub fn poller(&self) -> &PagePoller {
@@ -133,23 +129,9 @@ impl App {
         let Self {
             config,
             poller,
-            nats,
-            listener,
+            ops,
         } = self;
-        let router = pagesync_runtime::ops::router(pagesync_runtime::ops::nats_and_postgres(
-            nats,
-            poller.pool.clone(),
-        ));
-        let limits = config
-            .http
-            .limits(pagesync_runtime::http::OPS_REQUEST_TIMEOUT);
-        let server = tokio::spawn(pagesync_runtime::serve(
-            "poller",
-            listener,
-            router,
-            limits,
-            shutdown.clone(),
-        ));
+        let server = tokio::spawn(ops.run_until_stopped(shutdown.clone()));
         let jitter = config.poll_start_jitter;
         let mut delay = if jitter.is_zero() {
             Duration::ZERO
@@ -216,19 +198,15 @@ async fn cycle(
     Ok(report)
 }
 
+/// The poller's Graph client: a cycle may wait out throttles up to `GRAPH_MAX_THROTTLE_WAIT`.
 fn graph_config(config: &Config) -> GraphConfig {
-    let mut g = GraphConfig::new(config.graph_api_base.clone());
-    g.app_id = Some(config.facebook_app_id.clone());
-    g.app_secret = Some(config.facebook_app_secret.clone());
-    g.per_page_interval =
-        (!config.poll_page_call_interval.is_zero()).then_some(config.poll_page_call_interval);
-    g.metrics_prefix = "pagesync_poller".into();
-    g.retry = RetryPolicy {
-        min_delay: config.graph_retry_min_delay,
-        max_delay: Duration::from_secs(30).max(config.graph_retry_min_delay),
+    let retry = RetryPolicy {
+        max_delay: Duration::from_secs(30),
         throttle_pause: config.graph_throttle_pause,
         max_throttle_wait: config.graph_max_throttle_wait,
         ..RetryPolicy::default()
     };
-    g
+    config
+        .graph
+        .client_config("pagesync_poller", config.poll_page_call_interval, retry)
 }

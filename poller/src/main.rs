@@ -5,7 +5,10 @@ use pagesync_poller::{App, Config};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
-    let config: Config = pagesync_runtime::config::load_or_exit("poller");
+    let config: Config = match pagesync_runtime::config::load_for("poller") {
+        Ok(config) => config,
+        Err(status) => return Ok(status),
+    };
     let _telemetry = pagesync_runtime::telemetry::init("poller", &config.telemetry)?;
     let (once, page) = (config.once, config.page.clone());
     let app = App::build(config).await.context("starting poller")?;

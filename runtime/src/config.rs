@@ -1,5 +1,6 @@
 //! Typed configuration from the environment, with one-line errors that name the variable.
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
@@ -29,7 +30,20 @@ fn load_dotenv() -> Result<(), ConfigError> {
 }
 
 /// [`load`] for a service's `main`: on error prints `<service>: <one line>` to
-/// stderr and exits with status 2.
+/// stderr and gives the exit status to return (2), so `main` returns rather than
+/// exits and every destructor (the telemetry guard's flush) runs.
+pub fn load_for<T: CommandFactory + FromArgMatches>(service: &str) -> Result<T, ExitCode> {
+    load().map_err(|e| refuse(service, &e))
+}
+
+/// Reports a configuration error of `service` on stderr: the exit status to return.
+pub fn refuse(service: &str, e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("{service}: {e}");
+    ExitCode::from(2)
+}
+
+/// Like [`load_for`], exiting at once. Kept for mains not yet returning an
+/// `ExitCode` (the projector's); prefer [`load_for`].
 pub fn load_or_exit<T: CommandFactory + FromArgMatches>(service: &str) -> T {
     load().unwrap_or_else(|e| {
         eprintln!("{service}: {e}");
@@ -162,7 +176,7 @@ pub struct DatabaseConfig {
         hide_default_value = false,
         hide_env_values = true
     )]
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     /// Largest number of pooled connections.
     #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 8)]
     pub database_pool_size: usize,
@@ -172,6 +186,41 @@ pub struct DatabaseConfig {
     /// turns the deadlines off.
     #[arg(long, env = "DATABASE_STATEMENT_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
     pub database_statement_timeout: Duration,
+}
+
+/// `DATABASE_URL`, parsed at the edge. `Debug` shows tokio-postgres' view of it,
+/// which hides the password; the text itself is only had through [`Self::expose`].
+#[derive(Clone, Debug)]
+pub struct DatabaseUrl {
+    config: tokio_postgres::Config,
+    text: SecretString,
+}
+
+impl DatabaseUrl {
+    pub fn parse(s: &str) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            config: s.parse()?,
+            text: SecretString::from(s.to_owned()),
+        })
+    }
+
+    /// The connection settings it names.
+    pub fn config(&self) -> &tokio_postgres::Config {
+        &self.config
+    }
+
+    /// The URL as configured, password included (to derive another URL from it).
+    pub fn expose(&self) -> &str {
+        use secrecy::ExposeSecret;
+        self.text.expose_secret()
+    }
+}
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = tokio_postgres::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
 }
 
 /// Limits of a service's HTTP listener (every process; docs/configuration.md, "HTTP limits").

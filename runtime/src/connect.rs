@@ -14,8 +14,6 @@ pub enum ConnectError {
     Nats(#[from] async_nats::ConnectError),
     #[error(transparent)]
     Stream(#[from] pagesync_schema::stream::StreamError),
-    #[error("invalid DATABASE_URL: {0}")]
-    Url(String),
     #[error("invalid pool settings: {0}")]
     PoolConfig(#[from] deadpool_postgres::BuildError),
     #[error("cannot connect to Postgres: {0}")]
@@ -82,11 +80,8 @@ const SILENCE_MARGIN: Duration = Duration::from_secs(1);
 
 /// `DATABASE_URL` with a connect timeout and keepalives: for the pool, and for a
 /// connection of its own (oauth-api's `LISTEN`).
-pub fn pg_config(cfg: &DatabaseConfig) -> Result<tokio_postgres::Config, ConnectError> {
-    let mut pg: tokio_postgres::Config = cfg
-        .database_url
-        .parse()
-        .map_err(|e: tokio_postgres::Error| ConnectError::Url(e.to_string()))?;
+pub fn pg_config(cfg: &DatabaseConfig) -> tokio_postgres::Config {
+    let mut pg = cfg.database_url.config().clone();
     if pg.get_connect_timeout().is_none() {
         pg.connect_timeout(Duration::from_secs(5));
     }
@@ -95,11 +90,11 @@ pub fn pg_config(cfg: &DatabaseConfig) -> Result<tokio_postgres::Config, Connect
         .keepalives_idle(Duration::from_secs(10))
         .keepalives_interval(Duration::from_secs(5))
         .keepalives_retries(3);
-    Ok(pg)
+    pg
 }
 
 fn pool_with(cfg: &DatabaseConfig, limit: Option<Duration>) -> Result<Pool, ConnectError> {
-    let mut pg = pg_config(cfg)?;
+    let mut pg = pg_config(cfg);
     if let Some(limit) = limit {
         let ms = limit.as_millis();
         // Data the server never acknowledges fails the socket, and the server

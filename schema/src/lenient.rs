@@ -313,6 +313,7 @@ fn escape_into(text: &str, out: &mut String) {
     }
 }
 
+pub mod field;
 mod parse;
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,5 @@
 //! The contract the pagesync services share: event types and ids, the CloudEvents
-//! envelope, subjects, the JetStream stream, and the SQL migrations.
+//! envelope, subjects, the JetStream stream, webhook signatures, and the SQL migrations.
 
 pub mod canonical;
 pub mod event;
@@ -10,6 +10,7 @@ pub mod ids;
 pub mod lenient;
 pub mod migrations;
 pub mod platform;
+pub mod signature;
 pub mod stream;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;

@@ -99,11 +99,27 @@ impl StreamSpec {
     }
 }
 
+/// The stream could not be looked up, read, created or updated; `name` is the stream's.
 #[derive(Debug, thiserror::Error)]
-#[error("JetStream stream {name}: {message}")]
-pub struct StreamError {
-    name: String,
-    message: String,
+pub enum StreamError {
+    #[error("cannot look up JetStream stream {name}")]
+    Get {
+        name: String,
+        #[source]
+        source: jetstream::context::GetStreamError,
+    },
+    #[error("cannot read the configuration of JetStream stream {name}")]
+    Info {
+        name: String,
+        #[source]
+        source: stream::InfoError,
+    },
+    #[error("cannot create or update JetStream stream {name}")]
+    Write {
+        name: String,
+        #[source]
+        source: jetstream::context::CreateStreamError,
+    },
 }
 
 /// Creates the stream, or brings an existing one to `spec`'s subjects and window.
@@ -112,14 +128,18 @@ pub async fn ensure_stream(
     js: &jetstream::Context,
     spec: &StreamSpec,
 ) -> Result<stream::Stream, StreamError> {
-    let err = |e: &dyn fmt::Display| StreamError {
-        name: spec.name.0.clone(),
-        message: e.to_string(),
+    let name = || spec.name.0.clone();
+    let write = |source| StreamError::Write {
+        name: name(),
+        source,
     };
     let wanted = spec.config();
     match js.get_stream(spec.name.as_str()).await {
         Ok(mut existing) => {
-            let info = existing.info().await.map_err(|e| err(&e))?;
+            let info = existing.info().await.map_err(|source| StreamError::Info {
+                name: name(),
+                source,
+            })?;
             let current = &info.config;
             if current.subjects != wanted.subjects
                 || current.duplicate_window != wanted.duplicate_window
@@ -127,7 +147,7 @@ pub async fn ensure_stream(
                 let mut updated = current.clone();
                 updated.subjects = wanted.subjects.clone();
                 updated.duplicate_window = wanted.duplicate_window;
-                js.update_stream(updated).await.map_err(|e| err(&e))?;
+                js.update_stream(updated).await.map_err(write)?;
             }
             Ok(existing)
         }
@@ -137,10 +157,13 @@ pub async fn ensure_stream(
             Err(create_err) => js
                 .get_stream(spec.name.as_str())
                 .await
-                .map_err(|_| err(&create_err)),
+                .map_err(|_| write(create_err)),
         },
         // NATS unreachable, a timeout, no JetStream: not a reason to create anything.
-        Err(e) => Err(err(&e)),
+        Err(source) => Err(StreamError::Get {
+            name: name(),
+            source,
+        }),
     }
 }
 

@@ -1,4 +1,4 @@
-use pagesync_runtime::config::DatabaseConfig;
+use pagesync_runtime::config::{DatabaseConfig, DatabaseUrl};
 use tokio_postgres::NoTls;
 
 /// A database of this test's own, migrated, dropped when the value is dropped.
@@ -38,7 +38,7 @@ impl TestDb {
 
     pub fn config(&self) -> DatabaseConfig {
         DatabaseConfig {
-            database_url: self.url.clone(),
+            database_url: DatabaseUrl::parse(&self.url).expect("a test database URL parses"),
             database_pool_size: 4,
             database_statement_timeout: std::time::Duration::from_secs(15),
         }

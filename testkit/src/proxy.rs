@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pagesync_runtime::config::DatabaseConfig;
+use pagesync_runtime::config::{DatabaseConfig, DatabaseUrl};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -57,10 +57,11 @@ impl Proxy {
     }
 
     /// A proxy to the server of the Postgres `url`, and `url` pointed at the proxy.
-    pub async fn for_url(url: &str) -> (Self, String) {
+    pub async fn for_url(url: &str) -> (Self, DatabaseUrl) {
         let (_, target) = through_port(url, 0);
         let proxy = Self::start(target).await;
         let proxied = through_port(url, proxy.port).0;
+        let proxied = DatabaseUrl::parse(&proxied).expect("a proxied test database URL parses");
         (proxy, proxied)
     }
 
@@ -68,7 +69,7 @@ impl Proxy {
     /// deadlines of `statement_timeout` (short, so that tests of a frozen
     /// connection end soon).
     pub async fn in_front_of(database: &mut DatabaseConfig, statement_timeout: Duration) -> Self {
-        let (proxy, url) = Self::for_url(&database.database_url).await;
+        let (proxy, url) = Self::for_url(database.database_url.expose()).await;
         database.database_url = url;
         database.database_statement_timeout = statement_timeout;
         proxy

@@ -60,7 +60,7 @@ impl Inner {
 
     pub(crate) fn oauth(&mut self, req: &Req) -> Response {
         if req.param("client_id").as_deref() != Some(self.app_id.as_str())
-            || req.param("client_secret").as_deref() != Some(self.app_secret.as_str())
+            || req.param("client_secret").as_deref() != Some(self.client_secret.as_str())
         {
             return fb_error(400, 1, None, "Error validating client secret.");
         }

@@ -10,9 +10,7 @@ mod subscriptions;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 use crate::model::Inner;
 use crate::server::Req;
@@ -116,18 +114,15 @@ impl Inner {
 
     #[allow(clippy::result_large_err)]
     pub(crate) fn check_proof(&self, req: &Req, token: &str) -> Result<(), Response> {
-        if let Some(proof) = req.param("appsecret_proof") {
-            let mut mac =
-                Hmac::<Sha256>::new_from_slice(self.app_secret.as_bytes()).expect("any key");
-            mac.update(token.as_bytes());
-            if hex::encode(mac.finalize().into_bytes()) != proof {
-                return Err(fb_error(
-                    400,
-                    100,
-                    None,
-                    "Invalid appsecret_proof provided in the API argument",
-                ));
-            }
+        if let Some(proof) = req.param("appsecret_proof")
+            && self.app_secret.proof(token) != proof
+        {
+            return Err(fb_error(
+                400,
+                100,
+                None,
+                "Invalid appsecret_proof provided in the API argument",
+            ));
         }
         Ok(())
     }

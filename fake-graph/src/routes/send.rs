@@ -2,11 +2,11 @@
 //! `HUMAN_AGENT` tag's seven days.
 
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::fb_error;
-use crate::model::Inner;
+use crate::model::{FakeConversation, Inner};
 use crate::server::Req;
 use crate::{FakeMessage, SentMessage};
 
@@ -43,34 +43,8 @@ impl Inner {
         else {
             return fb_error(400, 100, Some(2018001), "(#100) No matching user found");
         };
-        let last_customer = conv
-            .messages
-            .iter()
-            .filter(|m| !m.from_page)
-            .map(|m| m.created)
-            .max();
-        let age = last_customer.map(|t| now - t);
-        let within = |h: i64| age.is_some_and(|a| a <= chrono::Duration::hours(h));
-        let allowed = match (messaging_type.as_str(), tag.as_deref()) {
-            ("RESPONSE" | "UPDATE", _) => within(24),
-            ("MESSAGE_TAG", Some("HUMAN_AGENT")) => within(24 * 7),
-            ("MESSAGE_TAG", Some(_)) => {
-                return fb_error(
-                    400,
-                    100,
-                    None,
-                    "(#100) This message tag is no longer supported",
-                );
-            }
-            _ => return fb_error(400, 100, None, "(#100) messaging_type is required"),
-        };
-        if !allowed {
-            return fb_error(
-                400,
-                10,
-                Some(2018278),
-                "(#10) This message is sent outside of allowed window.",
-            );
+        if let Some(refusal) = window_refusal(conv, &messaging_type, tag.as_deref(), now) {
+            return refusal;
         }
         let mid = format!("m_sent_{}", self.next_id);
         self.next_id += 1;
@@ -98,6 +72,52 @@ impl Inner {
         });
         axum::Json(json!({"recipient_id": psid, "message_id": mid})).into_response()
     }
+}
+
+/// Facebook's answer when the message may not be sent now: outside the 24-hour
+/// window (seven days with `HUMAN_AGENT`), an unsupported tag, no messaging type.
+fn window_refusal(
+    conv: &FakeConversation,
+    messaging_type: &str,
+    tag: Option<&str>,
+    now: DateTime<Utc>,
+) -> Option<Response> {
+    let last_customer = conv
+        .messages
+        .iter()
+        .filter(|m| !m.from_page)
+        .map(|m| m.created)
+        .max();
+    let age = last_customer.map(|t| now - t);
+    let within = |h: i64| age.is_some_and(|a| a <= chrono::Duration::hours(h));
+    let allowed = match (messaging_type, tag) {
+        ("RESPONSE" | "UPDATE", _) => within(24),
+        ("MESSAGE_TAG", Some("HUMAN_AGENT")) => within(24 * 7),
+        ("MESSAGE_TAG", Some(_)) => {
+            return Some(fb_error(
+                400,
+                100,
+                None,
+                "(#100) This message tag is no longer supported",
+            ));
+        }
+        _ => {
+            return Some(fb_error(
+                400,
+                100,
+                None,
+                "(#100) messaging_type is required",
+            ));
+        }
+    };
+    (!allowed).then(|| {
+        fb_error(
+            400,
+            10,
+            Some(2018278),
+            "(#10) This message is sent outside of allowed window.",
+        )
+    })
 }
 
 /// The text (empty for an attachment) and the `(type, url)` of an attachment sent

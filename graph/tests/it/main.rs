@@ -26,7 +26,7 @@ fn fast_retry() -> RetryPolicy {
 }
 
 fn client(fake: &FakeGraph) -> GraphClient {
-    let mut cfg = GraphConfig::new(fake.base_url());
+    let mut cfg = GraphConfig::new(fake.base_url().parse().unwrap());
     cfg.app_id = Some(FakeGraph::APP_ID.into());
     cfg.app_secret = Some(SecretString::from(FakeGraph::APP_SECRET));
     cfg.retry = fast_retry();
@@ -185,7 +185,7 @@ async fn server_errors_are_retried_and_give_up_after_the_budget() {
 
 #[tokio::test]
 async fn an_unreachable_api_is_a_network_error_without_the_token() {
-    let mut cfg = GraphConfig::new("http://127.0.0.1:9/v26.0");
+    let mut cfg = GraphConfig::new("http://127.0.0.1:9/v26.0".parse().unwrap());
     cfg.retry = fast_retry();
     let err = GraphClient::new(cfg)
         .unwrap()

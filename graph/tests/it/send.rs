@@ -116,7 +116,7 @@ async fn a_send_that_may_have_gone_out_is_not_repeated() {
 
     // No answer within the timeout: the fake may well have sent it.
     fake.set_latency(Duration::from_millis(500));
-    let mut cfg = GraphConfig::new(fake.base_url());
+    let mut cfg = GraphConfig::new(fake.base_url().parse().unwrap());
     cfg.retry = super::fast_retry();
     cfg.request_timeout = Duration::from_millis(100);
     let timed_out = GraphClient::new(cfg)

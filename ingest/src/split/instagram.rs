@@ -18,5 +18,5 @@ pub(super) const MESSAGING_KEYS: [(&str, EventType); 7] = [
 
 /// An unsend: `message.is_deleted` (Instagram), read as leniently as `is_echo`.
 pub(super) fn is_unsend(item: &Value) -> bool {
-    super::read::lenient_flag(item.pointer("/message/is_deleted"))
+    pagesync_schema::lenient::field::flag(item.pointer("/message/is_deleted"))
 }

@@ -6,9 +6,9 @@ use std::fmt;
 
 use pagesync_schema::NO_PAGE;
 use pagesync_schema::lenient::Lenient;
+use pagesync_schema::lenient::field::id_string;
 use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
-use serde_json::Value;
 use serde_json::value::RawValue;
 
 /// The members of a JSON object, in order. Keys are compared as bytes with their
@@ -115,31 +115,13 @@ impl PageKey {
             return Self::none();
         };
         let id = Lenient::of_raw(raw);
-        match (lenient_string(Some(id.value())), id.view().id_bytes()) {
+        match (id_string(id.value()), id.view().id_bytes()) {
             (Some(text), Some(bytes)) => Self {
                 text,
                 bytes: bytes.into_owned(),
             },
             _ => Self::none(),
         }
-    }
-}
-
-/// A string, or a number written as a string (Facebook sends ids both ways).
-pub(super) fn lenient_string(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// A flag sent as `true` or `"true"`; anything else is false.
-pub(super) fn lenient_flag(v: Option<&Value>) -> bool {
-    match v {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) => s == "true",
-        _ => false,
     }
 }
 

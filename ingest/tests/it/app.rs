@@ -1,10 +1,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use pagesync_ingest::signature::AppSecret;
 use pagesync_ingest::{App, Config};
 use pagesync_runtime::CancellationToken;
 use pagesync_runtime::telemetry::{LogFormat, TelemetryConfig};
+use pagesync_schema::signature::AppSecret;
 use pagesync_testkit::TestNats;
 use secrecy::SecretString;
 

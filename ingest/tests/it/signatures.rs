@@ -6,7 +6,7 @@ use crate::app::{TestApp, message_delivery, metric_value};
 async fn unsigned_or_wrongly_signed_deliveries_get_401_and_publish_nothing() {
     let app = TestApp::spawn().await;
     let body = message_delivery("m_sig");
-    let other_secret = pagesync_ingest::signature::AppSecret::new(&"other".to_owned().into());
+    let other_secret = pagesync_schema::signature::AppSecret::new(&"other".to_owned().into());
     let good = app.secret.sign(body.as_bytes());
     let cases = [
         None,

@@ -31,7 +31,7 @@ pub async fn page(
         return Ok(Redirect::to("/login").into_response());
     };
     let conn = state.pool.get().await?;
-    let pages = store::list_integrations(&**conn, caller, None, &state.webhook_url).await?;
+    let pages = store::list_integrations(&**conn, caller, None, state.webhook_url.as_str()).await?;
     let page = InboxPage {
         layout: Layout::for_caller(Some(caller), "inbox"),
         pages,

@@ -77,7 +77,8 @@ pub async fn page(
     };
     let conn = state.pool.get().await?;
     // The same read as GET /api/integrations/facebook.
-    let integrations = store::list_integrations(&**conn, caller, None, &state.webhook_url).await?;
+    let integrations =
+        store::list_integrations(&**conn, caller, None, state.webhook_url.as_str()).await?;
     // Only a page the caller sees is confirmed (the query is the browser's to forge).
     let saved = query
         .saved
@@ -86,7 +87,7 @@ pub async fn page(
         .map(|p| p.as_str().to_owned());
     let page = SettingsPage {
         layout: Layout::for_caller(Some(caller), "settings"),
-        webhook_url: state.webhook_url.clone(),
+        webhook_url: state.webhook_url.to_string(),
         integrations,
         saved,
     };

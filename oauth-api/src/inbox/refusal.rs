@@ -101,8 +101,18 @@ mod tests {
         assert!(text.contains("no matching user"));
     }
 
-    #[test]
-    fn an_unknown_refusal_keeps_facebooks_text_and_an_outage_is_unavailable() {
+    /// A real transport failure: nothing listens on the discard port.
+    async fn transport_error() -> pagesync_graph::Transport {
+        let e = reqwest::Client::new()
+            .get("http://127.0.0.1:9/")
+            .send()
+            .await
+            .expect_err("nothing listens on port 9");
+        e.into()
+    }
+
+    #[tokio::test]
+    async fn an_unknown_refusal_keeps_facebooks_text_and_an_outage_is_unavailable() {
         let (code, _, text) = refusal(GraphError::Api {
             status: 400,
             code: Some(100),
@@ -113,8 +123,8 @@ mod tests {
         assert!(text.contains("Attachment size"));
         for e in [
             GraphError::Server { status: 503 },
-            GraphError::NoAnswer("timed out".into()),
-            GraphError::Network("refused".into()),
+            GraphError::NoAnswer(transport_error().await),
+            GraphError::Network(transport_error().await),
         ] {
             assert_eq!(answer(e).code(), "facebook_unavailable");
         }

@@ -18,7 +18,7 @@ pub async fn customer_writes(t: &TestApp, psid: &str, mid: &str, text: &str, hou
             "message": {"mid": mid, "text": text}}]}]}))
     .unwrap();
     let secret = secrecy::SecretString::from(pagesync_fake_graph::FakeGraph::APP_SECRET.to_owned());
-    let signature = pagesync_ingest::signature::AppSecret::new(&secret).sign(&body);
+    let signature = pagesync_schema::signature::AppSecret::new(&secret).sign(&body);
     let resp = t
         .http
         .post(t.ingest_url())

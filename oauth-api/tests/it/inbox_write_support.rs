@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use pagesync_fake_graph::{FakeGraph, FakeMessage};
-use pagesync_ingest::signature::AppSecret;
+use pagesync_schema::signature::AppSecret;
 use reqwest::Method;
 use serde_json::{Value, json};
 

@@ -3,9 +3,9 @@
 
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
-use pagesync_ingest::signature::AppSecret;
 use pagesync_projector::DrainReport;
 use pagesync_runtime::CancellationToken;
+use pagesync_schema::signature::AppSecret;
 use pagesync_testkit::{TestDb, TestNats};
 
 pub const APP_SECRET: &str = "e2e-secret";

@@ -7,11 +7,10 @@ mod messages;
 
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use pagesync_fake_graph::FakeGraph;
+use pagesync_schema::signature::AppSecret;
 use reqwest::Method;
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 use crate::support::{Auth, TestApp};
 
@@ -29,9 +28,8 @@ pub async fn webhook(app: &TestApp, page: &str, items: Vec<Value>) {
     let body =
         json!({"object": "page", "entry": [{"id": page, "time": now_ms(), "messaging": items}]})
             .to_string();
-    let mut mac = Hmac::<Sha256>::new_from_slice(FakeGraph::APP_SECRET.as_bytes()).unwrap();
-    mac.update(body.as_bytes());
-    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let secret = secrecy::SecretString::from(FakeGraph::APP_SECRET.to_owned());
+    let signature = AppSecret::new(&secret).sign(body.as_bytes());
     let resp = app
         .http
         .post(app.ingest_url())

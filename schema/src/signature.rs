@@ -1,6 +1,9 @@
-//! `X-Hub-Signature-256: sha256=<hex>`: parsed at the edge, checked in constant time.
+//! Facebook's HMAC-SHA256 of the app secret, in its two uses: the webhook's
+//! `X-Hub-Signature-256: sha256=<hex>` (contract §2: parsed at the edge, checked in
+//! constant time; made by oauth-api's self-test and by tests) and the Graph API's
+//! `appsecret_proof` (made by the Graph client, checked by the fake Graph API).
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
@@ -54,10 +57,18 @@ impl AppSecret {
         self.0.clone()
     }
 
-    /// The header value Facebook would send for `body` (used by tests and tools).
+    /// The header value Facebook would send for `body` (the self-test, tests, tools).
     pub fn sign(&self, body: &[u8]) -> String {
-        let tag = self.mac().chain_update(body).finalize().into_bytes();
-        format!("sha256={}", hex::encode(tag))
+        format!("sha256={}", self.hex_tag(body))
+    }
+
+    /// `appsecret_proof` of an access token: the HMAC of the token, in hex.
+    pub fn proof(&self, token: &str) -> String {
+        self.hex_tag(token.as_bytes())
+    }
+
+    fn hex_tag(&self, message: &[u8]) -> String {
+        hex::encode(self.mac().chain_update(message).finalize().into_bytes())
     }
 }
 
@@ -113,6 +124,18 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn the_proof_is_the_hex_hmac_of_the_token() {
+        // Computed independently: printf token | openssl dgst -sha256 -hmac app-secret
+        let proof = secret().proof("token");
+        assert_eq!(
+            proof,
+            "4b062935fec529e51d39e89ee371a452c231b1e0c5549ac72d83fc4f3a0b0471"
+        );
+        assert_eq!(secret().sign(b"token"), format!("sha256={proof}"));
+        assert_ne!(proof, secret().proof("other"));
     }
 
     #[test]

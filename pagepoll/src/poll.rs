@@ -9,6 +9,7 @@ use pagesync_graph::{
     AccessToken, GraphClient, GraphError, GraphMessage, MAX_READABLE_MESSAGES, Participant,
     SUBSCRIBED_FIELDS,
 };
+use pagesync_runtime::ErrorChain;
 use pagesync_schema::{Event, PageId, Platform, Psid, Publisher};
 use sha2::{Digest, Sha256};
 
@@ -49,8 +50,33 @@ pub struct PagePoller {
     pub publisher: Publisher,
     pub pool: Pool,
     pub cipher: TokenCipher,
+    /// Our app: the one the page's `subscribed_apps` must list.
     pub app_id: String,
+    /// How far before the checkpoint an incremental poll reads again.
     pub overlap: Duration,
+}
+
+impl PagePoller {
+    /// The overlap unless a service configures its own (`POLL_OVERLAP`'s default).
+    pub const DEFAULT_OVERLAP: Duration = Duration::from_secs(600);
+
+    /// A poller of our app's pages with [`Self::DEFAULT_OVERLAP`].
+    pub fn new(
+        graph: GraphClient,
+        publisher: Publisher,
+        pool: Pool,
+        cipher: TokenCipher,
+        app_id: String,
+    ) -> Self {
+        Self {
+            graph,
+            publisher,
+            pool,
+            cipher,
+            app_id,
+            overlap: Self::DEFAULT_OVERLAP,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,12 +125,13 @@ impl PagePoller {
                 PageOutcome::NeedsReauth
             }
             Err(PollError::Graph(e @ GraphError::Throttled { .. })) => {
-                tracing::warn!(page_id = %page, error = %e, "page throttled; checkpoint unchanged");
+                tracing::warn!(page_id = %page, error = %ErrorChain(&e), "page throttled; checkpoint unchanged");
                 PageOutcome::Throttled
             }
             Err(e) => {
-                tracing::error!(page_id = %page, error = %e, "page poll failed; checkpoint unchanged");
-                PageOutcome::Failed(e.to_string())
+                let reason = ErrorChain(&e).to_string();
+                tracing::error!(page_id = %page, error = %reason, "page poll failed; checkpoint unchanged");
+                PageOutcome::Failed(reason)
             }
         };
         if !matches!(
@@ -295,7 +322,7 @@ impl PagePoller {
             match self.graph.customer_name(&p.id, token, page.as_str()).await {
                 Ok(name) => p.name = name,
                 Err(e) => {
-                    tracing::debug!(page_id = %page, error = %e, "no name from the User Profile API")
+                    tracing::debug!(page_id = %page, error = %ErrorChain(&e), "no name from the User Profile API")
                 }
             }
         }
@@ -334,7 +361,7 @@ impl PagePoller {
                 return Err(e.into());
             }
             Err(e) => {
-                tracing::warn!(page_id = %page, error = %e, "subscription check failed");
+                tracing::warn!(page_id = %page, error = %ErrorChain(&e), "subscription check failed");
                 Subscription::Failed
             }
         };
