@@ -26,7 +26,7 @@ pub use rebuild::RebuildReport;
 pub use retry::RetryReport;
 
 use batch::Applier;
-use consumer::{ConsumerSettings, Worker};
+use consumer::{ConsumerSettings, Until, Worker};
 use files::Files;
 use stall::Stall;
 
@@ -114,12 +114,12 @@ impl App {
     /// Serves the ops endpoints and applies events until `shutdown` is cancelled;
     /// the batch in hand is finished and acknowledged first.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), RunError> {
-        self.run(shutdown, false).await.map(|_| ())
+        self.run(shutdown, Until::Stopped).await.map(|_| ())
     }
 
     /// Applies events until nothing is pending, then returns (`projector drain`).
     pub async fn drain(self, shutdown: CancellationToken) -> Result<DrainReport, RunError> {
-        self.run(shutdown, true).await
+        self.run(shutdown, Until::Drained).await
     }
 
     /// Empties the projection and replays the stream from sequence 1.
@@ -138,7 +138,7 @@ impl App {
         retry::retry_dead_letters(&self.stream, &self.worker.applier, &self.worker.files).await
     }
 
-    async fn run(self, shutdown: CancellationToken, drain: bool) -> Result<DrainReport, RunError> {
+    async fn run(self, shutdown: CancellationToken, until: Until) -> Result<DrainReport, RunError> {
         let ops_stop = shutdown.child_token();
         let server = tokio::spawn(pagesync_runtime::serve(
             "projector",
@@ -147,8 +147,8 @@ impl App {
             self.limits,
             ops_stop.clone(),
         ));
-        tracing::info!(consumer = %self.worker.settings.name, drain, "projector running");
-        let result = self.worker.run(shutdown, drain).await;
+        tracing::info!(consumer = %self.worker.settings.name, ?until, "projector running");
+        let result = self.worker.run(shutdown, until).await;
         ops_stop.cancel();
         match server.await {
             Ok(Err(e)) => tracing::warn!(error = %e, "ops server stopped with an error"),

@@ -1,0 +1,85 @@
+//! Where each page's files are, and where they were last written.
+
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+
+use pagesync_schema::{PageId, Platform};
+use tokio_postgres::GenericClient;
+use uuid::Uuid;
+
+use super::Folder;
+
+/// A page's owner and platform now, and the owner its files were last written for.
+pub(super) struct Location {
+    pub owner: Option<Uuid>,
+    pub platform: Platform,
+    /// Whether its files were written before.
+    pub written: bool,
+    pub files_owner: Option<Uuid>,
+}
+
+impl Location {
+    pub fn folder(&self) -> Folder {
+        Folder {
+            owner: self.owner,
+            platform: self.platform,
+        }
+    }
+}
+
+pub(super) async fn locations(
+    client: &impl GenericClient,
+    pages: &BTreeSet<PageId>,
+) -> Result<BTreeMap<PageId, Location>, tokio_postgres::Error> {
+    let ids: Vec<&str> = pages.iter().map(PageId::as_str).collect();
+    let rows = client
+        .query(
+            "SELECT p.page_id, p.owner_user_id, l.page_id IS NOT NULL, l.owner_user_id, p.platform
+             FROM pages p LEFT JOIN page_file_locations l USING (page_id)
+             WHERE p.page_id = ANY($1::text[])",
+            &[&ids],
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let page = PageId::parse(r.get::<_, String>(0)).ok()?;
+            // The column's CHECK allows only the two platforms.
+            let platform = r.get::<_, &str>(4).parse().ok()?;
+            Some((
+                page,
+                Location {
+                    owner: r.get(1),
+                    platform,
+                    written: r.get(2),
+                    files_owner: r.get(3),
+                },
+            ))
+        })
+        .collect())
+}
+
+pub(super) async fn record_locations(
+    client: &impl GenericClient,
+    locations: &BTreeMap<PageId, Location>,
+) -> Result<(), tokio_postgres::Error> {
+    let changed: Vec<(&str, Option<Uuid>)> = locations
+        .iter()
+        .filter(|(_, l)| !l.written || l.owner != l.files_owner)
+        .map(|(p, l)| (p.as_str(), l.owner))
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let (pages, owners): (Vec<&str>, Vec<Option<Uuid>>) = changed.into_iter().unzip();
+    client
+        .execute(
+            "INSERT INTO page_file_locations (page_id, owner_user_id)
+             SELECT * FROM unnest($1::text[], $2::uuid[])
+             ON CONFLICT (page_id) DO UPDATE SET owner_user_id = EXCLUDED.owner_user_id",
+            &[&pages, &owners],
+        )
+        .await?;
+    Ok(())
+}
+
