@@ -7,6 +7,7 @@ pub mod consumer;
 pub mod decode;
 pub mod files;
 pub mod metrics;
+mod parsed;
 pub mod rebuild;
 pub mod retry;
 pub mod stall;

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use pagesync_schema::{PageId, Psid};
 use tokio_postgres::Transaction;
 
 use super::dead_letters::{self, DeadLetter};
@@ -48,7 +49,7 @@ pub(super) async fn apply_or_isolate(
 struct Selected<'p> {
     to_apply: Vec<&'p Candidate>,
     /// Conversations that lose an item to a better copy filed under another conversation.
-    moved_from: BTreeSet<(String, String)>,
+    moved_from: BTreeSet<(PageId, Psid)>,
 }
 
 /// What the upserts did: the summaries' input, and the events refused (by index).
@@ -108,17 +109,11 @@ fn select<'p>(prepared: &'p Prepared, stored: &Stored, outcome: &mut Outcome) ->
             (cand.item_id(), &cand.effect)
             && let Some(old) = stored.items.get(item)
             && old.rank > rank
-            && (old.page.as_str(), old.psid.as_str()) != (page.as_str(), psid.as_str())
+            && (&old.page, &old.psid) != (page, psid)
         {
-            selected
-                .moved_from
-                .insert((old.page.clone(), old.psid.clone()));
-            if let (Ok(p), Ok(s)) = (
-                pagesync_schema::PageId::parse(old.page.as_str()),
-                pagesync_schema::Psid::parse(old.psid.as_str()),
-            ) {
-                outcome.conversations.insert((p, s));
-            }
+            let old = (old.page.clone(), old.psid.clone());
+            outcome.conversations.insert(old.clone());
+            selected.moved_from.insert(old);
         }
         selected.to_apply.push(cand);
     }
@@ -205,7 +200,7 @@ async fn finish(
 async fn update_summaries(
     tx: &Transaction<'_>,
     changes: &Changes,
-    changed: &BTreeSet<(String, String)>,
+    changed: &BTreeSet<(PageId, Psid)>,
     mode: Mode,
 ) -> Result<(), tokio_postgres::Error> {
     let started = std::time::Instant::now();
@@ -227,12 +222,12 @@ async fn update_summaries(
 fn changed_conversations(
     applied: &[&Candidate],
     refused: &[usize],
-    moved_from: &BTreeSet<(String, String)>,
-) -> BTreeSet<(String, String)> {
+    moved_from: &BTreeSet<(PageId, Psid)>,
+) -> BTreeSet<(PageId, Psid)> {
     let mut changed = moved_from.clone();
     for cand in applied.iter().filter(|c| !refused.contains(&c.idx)) {
         if let Effect::Conversation { page, psid, .. } = &cand.effect {
-            changed.insert((page.to_string(), psid.to_string()));
+            changed.insert((page.clone(), psid.clone()));
         }
     }
     changed
@@ -242,18 +237,19 @@ fn changed_conversations(
 /// `continuing conversation`; at DEBUG while replaying history.
 fn log_conversations(
     inserted: &[NewMessage],
-    counts: &BTreeMap<(String, String), i32>,
+    counts: &BTreeMap<(PageId, Psid), i32>,
     mode: Mode,
 ) {
-    let mut seen: BTreeMap<(&str, &str), i32> = BTreeMap::new();
+    let mut seen: BTreeMap<(&PageId, &Psid), i32> = BTreeMap::new();
     for m in inserted {
         *seen.entry((&m.page, &m.psid)).or_default() += 1;
     }
-    for ((page_id, psid), new) in seen {
+    for ((page, psid), new) in seen {
         let total = counts
-            .get(&(page_id.to_owned(), psid.to_owned()))
+            .get(&(page.clone(), psid.clone()))
             .copied()
             .unwrap_or(new);
+        let (page_id, psid) = (page.as_str(), psid.as_str());
         for i in 0..new {
             let first = total - new == 0 && i == 0;
             match (first, mode) {

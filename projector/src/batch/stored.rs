@@ -2,15 +2,17 @@
 
 use std::collections::BTreeMap;
 
+use pagesync_schema::{PageId, Psid};
 use tokio_postgres::Transaction;
 
 use super::prepare::Candidate;
+use crate::parsed::Parsed;
 
 /// The stored copy of a conversation item.
 pub(super) struct StoredItem {
     pub rank: i16,
-    pub page: String,
-    pub psid: String,
+    pub page: PageId,
+    pub psid: Psid,
 }
 
 pub(super) struct Stored {
@@ -47,8 +49,10 @@ impl Stored {
         };
         for r in rows {
             let (id, rank): (String, i16) = (r.get(0), r.get(1));
-            match (r.get::<_, Option<String>>(2), r.get::<_, Option<String>>(3)) {
-                (Some(page), Some(psid)) => {
+            let page: Option<Parsed<PageId>> = r.try_get(2)?;
+            let psid: Option<Parsed<Psid>> = r.try_get(3)?;
+            match (page, psid) {
+                (Some(Parsed(page)), Some(Parsed(psid))) => {
                     stored.items.insert(id, StoredItem { rank, page, psid });
                 }
                 _ => {

@@ -8,6 +8,7 @@ use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::Folder;
+use crate::parsed;
 
 /// A page's owner and platform now, and the owner its files were last written for.
 pub(super) struct Location {
@@ -40,23 +41,18 @@ pub(super) async fn locations(
             &[&ids],
         )
         .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|r| {
-            let page = PageId::parse(r.get::<_, String>(0)).ok()?;
-            // The column's CHECK allows only the two platforms.
-            let platform = r.get::<_, &str>(4).parse().ok()?;
-            Some((
-                page,
-                Location {
-                    owner: r.get(1),
-                    platform,
-                    written: r.get(2),
-                    files_owner: r.get(3),
-                },
-            ))
+    rows.iter()
+        .map(|r| {
+            let location = Location {
+                owner: r.try_get(1)?,
+                // The column's CHECK allows only the two platforms.
+                platform: parsed::get(r, 4)?,
+                written: r.try_get(2)?,
+                files_owner: r.try_get(3)?,
+            };
+            Ok((parsed::get(r, 0)?, location))
         })
-        .collect())
+        .collect()
 }
 
 pub(super) async fn record_locations(

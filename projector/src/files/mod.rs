@@ -25,6 +25,8 @@ use location::{Location, locations, record_locations};
 pub use render::render_page_metadata;
 use render::Selection;
 
+use crate::parsed;
+
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
     #[error("database error while rendering files: {}", pagesync_runtime::connect::db_error_text(.0))]
@@ -38,6 +40,8 @@ pub enum FileError {
     },
     #[error("file writer stopped: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("a stored id does not parse: {0}")]
+    Id(#[from] pagesync_schema::IdError),
 }
 
 /// Takes the advisory lock held while files are rendered and written (key
@@ -220,10 +224,10 @@ impl Files {
                 &[],
             )
             .await?;
-        let pages: BTreeSet<PageId> = rows
+        let pages = rows
             .iter()
-            .filter_map(|r| PageId::parse(r.get::<_, String>(0)).ok())
-            .collect();
+            .map(|r| parsed::get(r, 0))
+            .collect::<Result<BTreeSet<PageId>, _>>()?;
         if !pages.is_empty() {
             self.write(client, &pages, &BTreeSet::new()).await?;
         }
@@ -252,10 +256,10 @@ impl Files {
 
     async fn write_everything_locked(&self, client: &impl GenericClient) -> Result<(), FileError> {
         let rows = client.query("SELECT page_id FROM pages", &[]).await?;
-        let pages: BTreeSet<PageId> = rows
+        let pages = rows
             .iter()
-            .filter_map(|r| PageId::parse(r.get::<_, String>(0)).ok())
-            .collect();
+            .map(|r| parsed::get(r, 0))
+            .collect::<Result<BTreeSet<PageId>, _>>()?;
         let locations = locations(client, &pages).await?;
         let owner_of = |p: &PageId| {
             locations
@@ -274,13 +278,10 @@ impl Files {
                 &[],
             )
             .await?;
-        let conversations: Vec<(PageId, Psid)> = rows
+        let conversations = rows
             .iter()
-            .filter_map(|r| {
-                let page = PageId::parse(r.get::<_, String>(0)).ok()?;
-                Some((page, Psid::parse(r.get::<_, String>(1)).ok()?))
-            })
-            .collect();
+            .map(|r| Ok((parsed::get(r, 0)?, parsed::get(r, 1)?)))
+            .collect::<Result<Vec<(PageId, Psid)>, tokio_postgres::Error>>()?;
         for chunk in conversations.chunks(REWRITE_CHUNK) {
             let chunk: BTreeSet<(PageId, Psid)> = chunk.iter().cloned().collect();
             let mut out = Vec::new();

@@ -100,37 +100,50 @@ impl Files {
                 client.query(&sql, &[&page.as_str()]).await?
             }
         };
-        // (page, psid) -> (timestamp, item id, data) of each item.
-        type Items<'r> = BTreeMap<(&'r str, &'r str), Vec<(i64, &'r str, &'r str)>>;
-        let mut items: Items = BTreeMap::new();
+        // Grouped by the text of the ids, which are parsed once per conversation.
+        let mut items: BTreeMap<(&str, &str), Vec<Item>> = BTreeMap::new();
         for row in &rows {
-            items.entry((row.get(0), row.get(1))).or_default().push((
-                row.get(2),
-                row.get(3),
-                row.get(4),
-            ));
-        }
-        for ((page, psid), mut conversation) in items {
-            let (Ok(page), Ok(psid)) = (PageId::parse(page), Psid::parse(psid)) else {
-                continue;
+            let item = Item {
+                timestamp_ms: row.try_get(2)?,
+                item_id: row.try_get(3)?,
+                data: row.try_get(4)?,
             };
-            conversation.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-            let size: usize = conversation.iter().map(|(_, _, d)| d.len() + 2).sum();
-            let mut bytes = Vec::with_capacity(size + 4);
-            bytes.extend_from_slice(b"[\n");
-            for (i, (_, _, data)) in conversation.iter().enumerate() {
-                if i > 0 {
-                    bytes.extend_from_slice(b",\n");
-                }
-                bytes.extend_from_slice(data.as_bytes());
-            }
-            bytes.extend_from_slice(b"\n]\n");
-            out.push((self.conversation_path(owner_of(&page), &page, &psid), bytes));
+            items
+                .entry((row.try_get(0)?, row.try_get(1)?))
+                .or_default()
+                .push(item);
+        }
+        for ((page, psid), conversation) in items {
+            let (page, psid) = (PageId::parse(page)?, Psid::parse(psid)?);
+            let path = self.conversation_path(owner_of(&page), &page, &psid);
+            out.push((path, conversation_file(conversation)));
         }
         Ok(())
     }
 }
 
+/// One item of a conversation file, as stored.
+struct Item<'r> {
+    timestamp_ms: i64,
+    item_id: &'r str,
+    data: &'r str,
+}
+
+/// The file of a conversation: its items' `data` in (time, item id) order, one
+/// per line, as a JSON array.
+fn conversation_file(mut items: Vec<Item<'_>>) -> Vec<u8> {
+    items.sort_unstable_by(|a, b| (a.timestamp_ms, a.item_id).cmp(&(b.timestamp_ms, b.item_id)));
+    let size: usize = items.iter().map(|i| i.data.len() + 2).sum();
+    let mut bytes = Vec::with_capacity(size + 4);
+    bytes.extend_from_slice(b"[\n");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            bytes.extend_from_slice(b",\n");
+        }
+        bytes.extend_from_slice(item.data.as_bytes());
+    }
+    bytes.extend_from_slice(b"\n]\n");
+    bytes
 }
 
 /// Which conversations to render.

@@ -1,12 +1,14 @@
 //! What conversation events add beside their item: receipts, status changes,
 //! reactions, edits and customers' names.
 
+use pagesync_schema::{PageId, Psid};
 use tokio_postgres::Transaction;
 
 use super::super::prepare::Candidate;
 use super::super::summary::{Changes, NewStatus};
 use super::{Place, Rows};
 use crate::decode::Detail;
+use crate::parsed;
 
 /// A conversation's newest delivery and read watermarks in a batch.
 #[derive(Default)]
@@ -18,8 +20,8 @@ pub(super) struct Watermarks {
 #[derive(Default)]
 pub(super) struct Statuses {
     ids: Vec<String>,
-    pages: Vec<String>,
-    psids: Vec<String>,
+    pages: Vec<PageId>,
+    psids: Vec<Psid>,
     status: Vec<&'static str>,
     at: Vec<i64>,
     ranks: Vec<i16>,
@@ -28,8 +30,8 @@ pub(super) struct Statuses {
 #[derive(Default)]
 pub(super) struct Reactions {
     ids: Vec<String>,
-    pages: Vec<String>,
-    psids: Vec<String>,
+    pages: Vec<PageId>,
+    psids: Vec<Psid>,
     mids: Vec<Option<String>>,
     actions: Vec<Option<String>>,
     reactions: Vec<Option<String>>,
@@ -42,8 +44,8 @@ pub(super) struct Reactions {
 #[derive(Default)]
 pub(super) struct Edits {
     ids: Vec<String>,
-    pages: Vec<String>,
-    psids: Vec<String>,
+    pages: Vec<PageId>,
+    psids: Vec<Psid>,
     mids: Vec<Option<String>>,
     texts: Vec<Option<String>>,
     nums: Vec<Option<i32>>,
@@ -54,8 +56,8 @@ pub(super) struct Edits {
 /// A detail row's event id, conversation, time and rank.
 struct Keys {
     id: String,
-    page: String,
-    psid: String,
+    page: PageId,
+    psid: Psid,
     ts: i64,
     rank: i16,
 }
@@ -125,9 +127,11 @@ impl Rows {
             r.push(marks.read);
         }
         let moved = tx.query(UPSERT_RECEIPTS, &[&p, &s, &d, &r]).await?;
-        changes
-            .receipts
-            .extend(moved.iter().map(|r| (r.get(0), r.get(1))));
+        for r in &moved {
+            changes
+                .receipts
+                .insert((parsed::get(r, 0)?, parsed::get(r, 1)?));
+        }
         Ok(())
     }
 
@@ -140,14 +144,16 @@ impl Rows {
         if st.ids.is_empty() {
             return Ok(());
         }
+        let (pages, psids) = (strs(&st.pages, PageId::as_str), strs(&st.psids, Psid::as_str));
         let rows = tx
             .query(
                 UPSERT_STATUSES,
-                &[&st.ids, &st.pages, &st.psids, &st.status, &st.at, &st.ranks],
+                &[&st.ids, &pages, &psids, &st.status, &st.at, &st.ranks],
             )
             .await?;
         for r in rows {
-            let (event_id, page, psid): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+            let event_id: String = r.try_get(0)?;
+            let (page, psid) = (parsed::get(&r, 1)?, parsed::get(&r, 2)?);
             if !r.get::<_, bool>(5) {
                 changes.recompute.insert((page, psid));
                 continue;
@@ -173,6 +179,7 @@ impl Rows {
         if r.ids.is_empty() {
             return Ok(());
         }
+        let (pages, psids) = (strs(&r.pages, PageId::as_str), strs(&r.psids, Psid::as_str));
         tx.execute(
             "INSERT INTO reactions (event_id, page_id, psid, mid, action, reaction, emoji, timestamp_ms, source_rank, by_page)
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
@@ -183,7 +190,7 @@ impl Rows {
                  source_rank = EXCLUDED.source_rank, by_page = EXCLUDED.by_page
              WHERE reactions.source_rank > EXCLUDED.source_rank",
             &[
-                &r.ids, &r.pages, &r.psids, &r.mids, &r.actions, &r.reactions, &r.emojis,
+                &r.ids, &pages, &psids, &r.mids, &r.actions, &r.reactions, &r.emojis,
                 &r.ts, &r.ranks, &r.by_page,
             ],
         )
@@ -196,6 +203,7 @@ impl Rows {
         if e.ids.is_empty() {
             return Ok(());
         }
+        let (pages, psids) = (strs(&e.pages, PageId::as_str), strs(&e.psids, Psid::as_str));
         tx.execute(
             "INSERT INTO message_edits (event_id, page_id, psid, mid, text, num_edit, timestamp_ms, source_rank)
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
@@ -204,7 +212,7 @@ impl Rows {
                  mid = EXCLUDED.mid, text = EXCLUDED.text, num_edit = EXCLUDED.num_edit,
                  timestamp_ms = EXCLUDED.timestamp_ms, source_rank = EXCLUDED.source_rank
              WHERE message_edits.source_rank > EXCLUDED.source_rank",
-            &[&e.ids, &e.pages, &e.psids, &e.mids, &e.texts, &e.nums, &e.ts, &e.ranks],
+            &[&e.ids, &pages, &psids, &e.mids, &e.texts, &e.nums, &e.ts, &e.ranks],
         )
         .await?;
         Ok(())
@@ -258,6 +266,11 @@ impl Edits {
         self.ts.push(k.ts);
         self.ranks.push(k.rank);
     }
+}
+
+/// Ids as a text array parameter.
+fn strs<T>(ids: &[T], as_str: fn(&T) -> &str) -> Vec<&str> {
+    ids.iter().map(as_str).collect()
 }
 
 const UPSERT_RECEIPTS: &str = "INSERT INTO receipts (page_id, psid, delivery_watermark, read_watermark)

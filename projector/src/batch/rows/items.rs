@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use pagesync_schema::{PageId, Psid};
 use tokio_postgres::{Row, Transaction};
 
 use super::super::prepare::Candidate;
@@ -12,8 +13,8 @@ use crate::decode::{Detail, MessageRow};
 pub(super) struct Item {
     pub rank: i16,
     pub seq: u64,
-    page: String,
-    psid: String,
+    page: PageId,
+    psid: Psid,
     event_type: &'static str,
     source: &'static str,
     ts: i64,
@@ -137,8 +138,8 @@ impl<'a> ItemColumns<'a> {
         };
         for (id, i) in items {
             c.ids.push(id);
-            c.pages.push(&i.page);
-            c.psids.push(&i.psid);
+            c.pages.push(i.page.as_str());
+            c.psids.push(i.psid.as_str());
             c.types.push(i.event_type);
             c.sources.push(i.source);
             c.ranks.push(i.rank);

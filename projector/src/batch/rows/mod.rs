@@ -6,7 +6,7 @@ mod page;
 
 use std::collections::BTreeMap;
 
-use pagesync_schema::Platform;
+use pagesync_schema::{PageId, Platform, Psid};
 use tokio_postgres::Transaction;
 
 use super::inbox::Names;
@@ -22,27 +22,27 @@ use page::{Others, Versioned};
 #[derive(Default)]
 pub(super) struct Rows {
     /// Each account an event names, with the platform of that event.
-    pages: BTreeMap<String, Platform>,
-    conversations: BTreeMap<(String, String), Platform>,
+    pages: BTreeMap<PageId, Platform>,
+    conversations: BTreeMap<(PageId, Psid), Platform>,
     /// Events without a conversation item of their own (`applied_other_events`).
     others: Others,
     /// Conversation items by item id: the best-ranked copy, then the first in the stream.
     items: BTreeMap<String, Item>,
-    receipts: BTreeMap<(String, String), Watermarks>,
+    receipts: BTreeMap<(PageId, Psid), Watermarks>,
     statuses: Statuses,
     reactions: Reactions,
     edits: Edits,
     names: Names,
-    snapshots: BTreeMap<String, Versioned>,
-    fields: BTreeMap<(String, String), Versioned>,
+    snapshots: BTreeMap<PageId, Versioned>,
+    fields: BTreeMap<(PageId, String), Versioned>,
     /// Per page, the newest `receivedat` of the ingest events applied.
-    webhooks: BTreeMap<String, chrono::DateTime<chrono::Utc>>,
+    webhooks: BTreeMap<PageId, chrono::DateTime<chrono::Utc>>,
 }
 
 /// Where a conversation event goes: its conversation and its time.
 struct Place {
-    page: String,
-    psid: String,
+    page: PageId,
+    psid: Psid,
     ts: i64,
 }
 
@@ -63,15 +63,15 @@ impl Rows {
         match &c.effect {
             Effect::Nothing => {}
             Effect::PageSnapshot { page, data } => {
-                self.pages.insert(page.to_string(), c.event.platform);
+                self.pages.insert(page.clone(), c.event.platform);
                 let version = Versioned::of(c, data);
-                let slot = self.snapshots.entry(page.to_string());
+                let slot = self.snapshots.entry(page.clone());
                 version.keep_newest(slot);
             }
             Effect::PageChange { page, field, value } => {
-                self.pages.insert(page.to_string(), c.event.platform);
+                self.pages.insert(page.clone(), c.event.platform);
                 let version = Versioned::of(c, value);
-                let slot = self.fields.entry((page.to_string(), field.clone()));
+                let slot = self.fields.entry((page.clone(), field.clone()));
                 version.keep_newest(slot);
             }
             Effect::Conversation {
@@ -82,8 +82,8 @@ impl Rows {
                 detail,
             } => {
                 let place = Place {
-                    page: page.to_string(),
-                    psid: psid.to_string(),
+                    page: page.clone(),
+                    psid: psid.clone(),
                     ts: *timestamp_ms,
                 };
                 self.add_conversation(c, &place, *in_file, detail);
@@ -100,7 +100,7 @@ impl Rows {
         {
             let at = self
                 .webhooks
-                .entry(page.to_string())
+                .entry(page.clone())
                 .or_insert(e.received_at);
             *at = (*at).max(e.received_at);
         }

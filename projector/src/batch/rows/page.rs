@@ -3,6 +3,7 @@
 
 use std::collections::btree_map::Entry;
 
+use pagesync_schema::PageId;
 use tokio_postgres::Transaction;
 
 use super::super::prepare::Candidate;
@@ -141,7 +142,7 @@ impl Rows {
         if self.webhooks.is_empty() {
             return Ok(());
         }
-        let pages: Vec<&str> = self.webhooks.keys().map(String::as_str).collect();
+        let pages: Vec<&str> = self.webhooks.keys().map(PageId::as_str).collect();
         let at: Vec<chrono::DateTime<chrono::Utc>> = self.webhooks.values().copied().collect();
         tx.execute(
             "UPDATE integrations i SET last_webhook_at = w.at
@@ -164,7 +165,7 @@ impl Rows {
 
     async fn execute_snapshots(&self, tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
         if !self.snapshots.is_empty() {
-            let pages: Vec<&str> = self.snapshots.keys().map(String::as_str).collect();
+            let pages: Vec<&str> = self.snapshots.keys().map(PageId::as_str).collect();
             let (at, id, rank, data) = columns(self.snapshots.values());
             tx.execute(
                 "INSERT INTO page_snapshots (page_id, at_ms, event_id, source_rank, data)
