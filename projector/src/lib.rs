@@ -5,6 +5,7 @@ pub mod batch;
 pub mod config;
 pub mod consumer;
 pub mod decode;
+pub mod error;
 pub mod files;
 pub mod metrics;
 mod parsed;
@@ -22,7 +23,8 @@ use pagesync_runtime::connect::{self, ConnectError};
 use tokio::net::TcpListener;
 
 pub use config::{Command, Config};
-pub use consumer::{DrainReport, RunError};
+pub use consumer::DrainReport;
+pub use error::RunError;
 pub use rebuild::RebuildReport;
 pub use retry::RetryReport;
 

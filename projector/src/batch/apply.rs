@@ -38,7 +38,7 @@ pub(super) async fn apply_or_isolate(
 ) -> Result<Outcome, ApplyError> {
     match apply_once(client, prepared, Granularity::Batch, mode).await {
         Err(e) if e.is_data() => {
-            tracing::warn!(error = %e, "batch failed on its data; applying it event by event");
+            tracing::warn!(error = %crate::error::chain(&e), "batch failed on its data; applying it event by event");
             apply_once(client, prepared, Granularity::EventByEvent, mode).await
         }
         other => other,

@@ -53,9 +53,9 @@ pub struct Outcome {
 /// Why a batch was not committed. Every variant is retried: nothing was applied.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    #[error("no database connection: {0}")]
+    #[error("no database connection")]
     Pool(#[from] deadpool_postgres::PoolError),
-    #[error("database error: {}", pagesync_runtime::connect::db_error_text(.0))]
+    #[error("database error{}", sqlstate(.0))]
     Db(#[from] tokio_postgres::Error),
     #[error(
         "the batch deadline ({0:?}) passed before Postgres committed; its connection was discarded"
@@ -66,12 +66,19 @@ pub enum ApplyError {
 impl ApplyError {
     /// A failure caused by the data of some event (rather than the database being
     /// away): the batch is retried event by event to find the culprit.
-    fn is_data(&self) -> bool {
+    pub fn is_data(&self) -> bool {
         match self {
             Self::Db(e) => is_data_error(e),
             Self::Pool(_) | Self::Deadline(_) => false,
         }
     }
+}
+
+/// The SQLSTATE of a server's complaint, for the message (its text is the source).
+fn sqlstate(e: &tokio_postgres::Error) -> String {
+    e.code()
+        .map(|c| format!(" (SQLSTATE {})", c.code()))
+        .unwrap_or_default()
 }
 
 fn is_data_error(e: &tokio_postgres::Error) -> bool {

@@ -6,7 +6,7 @@ use async_nats::jetstream::Message;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::{Until, Worker};
+use super::{TurnError, Until, Worker};
 use crate::batch::{self, Incoming, Prepared};
 
 /// How often, and how many times, a drain with nothing pending asks whether its
@@ -31,11 +31,16 @@ pub(super) struct Fetched {
 
 impl Fetched {
     /// Parses the batch on a blocking thread, so it overlaps whatever else is running.
-    async fn prepare(messages: Vec<Message>) -> Result<Self, String> {
-        let incoming: Vec<Incoming> = messages.iter().map(incoming).collect();
-        let prepared = tokio::task::spawn_blocking(move || batch::prepare(&incoming))
-            .await
-            .map_err(|e| format!("batch preparation failed: {e}"))?;
+    async fn prepare(messages: Vec<Message>) -> Result<Self, TurnError> {
+        let mut pairs = messages
+            .into_iter()
+            .map(|m| Ok((incoming(&m)?, m)))
+            .collect::<Result<Vec<(Incoming, Message)>, _>>()
+            .map_err(TurnError::NoMetadata)?;
+        // In stream order (a fetch may return them otherwise).
+        pairs.sort_by_key(|(i, _)| i.seq);
+        let (incoming, messages): (Vec<Incoming>, Vec<Message>) = pairs.into_iter().unzip();
+        let prepared = tokio::task::spawn_blocking(move || batch::prepare(&incoming)).await?;
         Ok(Self { messages, prepared })
     }
 }
@@ -47,18 +52,18 @@ impl Worker {
         shutdown: &CancellationToken,
         until: Until,
         wait: Wait,
-    ) -> Result<Fetched, String> {
+    ) -> Result<Fetched, TurnError> {
         let messages = self.fetch(shutdown, until, wait).await?;
         Fetched::prepare(messages).await
     }
 
-    /// The messages of the next batch, in stream order.
+    /// The messages of the next batch.
     async fn fetch(
         &self,
         shutdown: &CancellationToken,
         until: Until,
         wait: Wait,
-    ) -> Result<Vec<Message>, String> {
+    ) -> Result<Vec<Message>, TurnError> {
         let mut out = self.fetch_available().await?;
         // A drain that finds nothing pending ends without waiting for the expiry.
         if out.is_empty()
@@ -69,12 +74,11 @@ impl Worker {
         if out.is_empty() {
             out = self.fetch_first(shutdown, until).await?;
         }
-        out.sort_by_key(|m| m.info().map(|i| i.stream_sequence).unwrap_or(0));
         Ok(out)
     }
 
     /// Up to a batch of what is deliverable now.
-    async fn fetch_available(&self) -> Result<Vec<Message>, String> {
+    async fn fetch_available(&self) -> Result<Vec<Message>, TurnError> {
         // `expires` bounds a no-wait fetch too: without it a request the server
         // leaves open (it does, when fewer messages than asked are deliverable) waits forever.
         let fetch = self
@@ -84,11 +88,11 @@ impl Worker {
             .expires(self.settings.fetch_expiry)
             .messages()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| TurnError::Fetch(e.into()))?;
         let limit = self.settings.fetch_expiry * 2 + Duration::from_secs(5);
         tokio::time::timeout(limit, collect(fetch))
             .await
-            .map_err(|_| "fetch did not end in time".to_owned())?
+            .map_err(|_| TurnError::FetchTimeout)?
     }
 
     /// The first message to arrive within the expiry (empty on shutdown).
@@ -96,7 +100,7 @@ impl Worker {
         &self,
         shutdown: &CancellationToken,
         until: Until,
-    ) -> Result<Vec<Message>, String> {
+    ) -> Result<Vec<Message>, TurnError> {
         let expiry = match until {
             // A drain only waits for acknowledgements still in flight to settle.
             Until::Drained => self.settings.fetch_expiry.min(Duration::from_millis(50)),
@@ -109,7 +113,7 @@ impl Worker {
             .expires(expiry)
             .messages();
         let batch = tokio::select! {
-            b = wait => b.map_err(|e| e.to_string())?,
+            b = wait => b.map_err(|e| TurnError::Fetch(e.into()))?,
             _ = shutdown.cancelled() => return Ok(Vec::new()),
         };
         tokio::select! {
@@ -151,12 +155,12 @@ impl Worker {
 
 async fn collect(
     mut batch: impl futures::Stream<Item = Result<Message, async_nats::Error>> + Unpin,
-) -> Result<Vec<Message>, String> {
+) -> Result<Vec<Message>, TurnError> {
     let mut out = Vec::new();
     while let Some(m) = batch.next().await {
         match m {
             Ok(m) => out.push(m),
-            Err(e) if out.is_empty() => return Err(e.to_string()),
+            Err(e) if out.is_empty() => return Err(TurnError::Fetch(e)),
             Err(e) => {
                 tracing::debug!(error = %e, "fetch ended early");
                 break;
@@ -166,10 +170,12 @@ async fn collect(
     Ok(out)
 }
 
-pub(crate) fn incoming(m: &Message) -> Incoming {
-    Incoming {
-        seq: m.info().map(|i| i.stream_sequence).unwrap_or(0),
+/// A fetched message as the applier takes it. Its stream sequence keys its dead
+/// letter, so a message whose metadata does not parse is an error, not sequence 0.
+pub(crate) fn incoming(m: &Message) -> Result<Incoming, async_nats::Error> {
+    Ok(Incoming {
+        seq: m.info()?.stream_sequence,
         subject: m.subject.to_string(),
         payload: m.payload.clone(),
-    }
+    })
 }

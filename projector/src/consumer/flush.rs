@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{AckKind, Message};
 use pagesync_schema::{PageId, Psid};
 
-use super::{Worker, backoff};
+use super::{TurnError, Worker, backoff};
+use crate::error::chain;
 use crate::batch::Outcome;
 use crate::metrics;
 
@@ -72,8 +73,9 @@ impl Worker {
             Ok(n) => n,
             Err(e) => {
                 metrics::retried();
-                self.stall.failed(&e);
-                tracing::debug!(error = %e, "files not written; batches handed back for redelivery");
+                let reason = chain(&e);
+                self.stall.failed(&reason);
+                tracing::debug!(error = %reason, "files not written; batches handed back for redelivery");
                 for batch in &u.batches {
                     nak_all(&batch.messages, backoff(1)).await;
                 }
@@ -95,19 +97,16 @@ impl Worker {
 
     /// Writes the files of the batches in hand, within the batch deadline (a
     /// connection that misses it is discarded, as for a batch).
-    async fn write_files(&self, u: &Unflushed) -> Result<usize, String> {
-        let mut conn = self.applier.pool().get().await.map_err(|e| e.to_string())?;
+    async fn write_files(&self, u: &Unflushed) -> Result<usize, TurnError> {
+        let mut conn = self.applier.pool().get().await?;
         let deadline = self.applier.deadline();
         let work = self.files.write(&mut conn, &u.pages, &u.conversations);
         match tokio::time::timeout(deadline, work).await {
-            Ok(written) => written.map_err(|e| e.to_string()),
+            Ok(written) => Ok(written?),
             Err(_) => {
                 metrics::deadline_exceeded("files");
                 pagesync_runtime::connect::discard(conn);
-                Err(format!(
-                    "the batch deadline ({deadline:?}) passed before the files were written; \
-                     their connection was discarded"
-                ))
+                Err(TurnError::FilesDeadline(deadline))
             }
         }
     }

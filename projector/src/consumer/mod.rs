@@ -12,7 +12,8 @@ use async_nats::jetstream;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use tokio_util::sync::CancellationToken;
 
-use crate::batch::{Applier, Outcome, Prepared};
+use crate::batch::{Applier, ApplyError, Outcome, Prepared};
+use crate::error::{RunError, chain};
 use crate::files::Files;
 use crate::metrics;
 use crate::stall::Stall;
@@ -56,17 +57,31 @@ pub async fn durable(
     stream
         .get_or_create_consumer(&settings.name, settings.config(DeliverPolicy::All))
         .await
-        .map_err(|e| RunError::Consumer(e.to_string()))
+        .map_err(RunError::nats("getting or creating the durable consumer"))
 }
 
+/// Why a turn of the loop did not get its batch applied and acknowledged; each is
+/// retried (the batch handed back), and only the stall log and `/ready` show it.
 #[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error("JetStream consumer: {0}")]
-    Consumer(String),
-    #[error("database: {0}")]
-    Db(String),
-    #[error("files: {0}")]
+pub(crate) enum TurnError {
+    #[error("fetching from JetStream")]
+    Fetch(#[source] async_nats::Error),
+    #[error("the fetch did not end in time")]
+    FetchTimeout,
+    #[error("a delivery without its metadata (no stream sequence)")]
+    NoMetadata(#[source] async_nats::Error),
+    #[error("preparing the batch")]
+    Prepare(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error("no database connection for the files")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("writing the files")]
     Files(#[from] crate::files::FileError),
+    #[error(
+        "the batch deadline ({0:?}) passed before the files were written; their connection was discarded"
+    )]
+    FilesDeadline(Duration),
 }
 
 /// What a drain did.
@@ -111,7 +126,7 @@ struct Progress {
     failures: u32,
     unflushed: Unflushed,
     /// The next batch, fetched and prepared while the previous one was being applied.
-    prefetched: Option<Result<Fetched, String>>,
+    prefetched: Option<Result<Fetched, TurnError>>,
     /// The last batch left nothing pending: a drain checks before waiting on a fetch.
     maybe_done: bool,
 }
@@ -169,7 +184,7 @@ impl Worker {
         let fetched = match fetched {
             Ok(f) => f,
             Err(e) => {
-                tracing::warn!(error = %e, "fetch failed; retrying");
+                tracing::warn!(error = %chain(&e), "fetch failed; retrying");
                 self.flush(&mut p.unflushed).await;
                 p.failures += 1;
                 sleep_or_cancel(backoff(p.failures), shutdown).await;
@@ -243,8 +258,10 @@ impl Worker {
                 self.flush(&mut p.unflushed).await;
                 p.failures += 1;
                 metrics::retried();
-                self.stall.failed(&e);
-                tracing::debug!(error = %e, attempt = p.failures, "batch not applied; handed back for redelivery");
+                let reason = chain(&e);
+                self.stall.failed(&reason);
+                let cause = if e.is_data() { "data" } else { "database" };
+                tracing::debug!(error = %reason, cause, attempt = p.failures, "batch not applied; handed back for redelivery");
                 let delay = backoff(p.failures);
                 nak_all(&messages, delay).await;
                 sleep_or_cancel(delay, shutdown).await;
@@ -253,13 +270,9 @@ impl Worker {
     }
 
     /// Applies one batch in one transaction (files and acknowledgements come with the flush).
-    async fn apply(&self, prepared: &Prepared, messages: usize) -> Result<Outcome, String> {
+    async fn apply(&self, prepared: &Prepared, messages: usize) -> Result<Outcome, ApplyError> {
         let started = Instant::now();
-        let outcome = self
-            .applier
-            .apply_prepared(prepared)
-            .await
-            .map_err(|e| e.to_string())?;
+        let outcome = self.applier.apply_prepared(prepared).await?;
         tracing::debug!(
             messages,
             apply_ms = started.elapsed().as_millis() as u64,
@@ -271,15 +284,12 @@ impl Worker {
 
     async fn check_owners(&self) {
         let result = async {
-            let mut conn = self.applier.pool().get().await.map_err(|e| e.to_string())?;
-            self.files
-                .relocate_moved(&mut conn)
-                .await
-                .map_err(|e| e.to_string())
+            let mut conn = self.applier.pool().get().await?;
+            Ok::<_, TurnError>(self.files.relocate_moved(&mut conn).await?)
         }
         .await;
         if let Err(e) = result {
-            tracing::warn!(error = %e, "owner check failed; will retry");
+            tracing::warn!(error = %chain(&e), "owner check failed; will retry");
         }
     }
 }

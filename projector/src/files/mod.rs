@@ -29,18 +29,19 @@ use crate::parsed;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
-    #[error("database error while rendering files: {}", pagesync_runtime::connect::db_error_text(.0))]
+    #[error("reading what to render from Postgres")]
     Db(#[from] tokio_postgres::Error),
-    #[error("no database connection: {0}")]
+    #[error("no database connection")]
     Pool(#[from] deadpool_postgres::PoolError),
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Io {
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
-    #[error("file writer stopped: {0}")]
+    #[error("file writer stopped")]
     Join(#[from] tokio::task::JoinError),
-    #[error("a stored id does not parse: {0}")]
+    #[error("a stored id does not parse")]
     Id(#[from] pagesync_schema::IdError),
 }
 

@@ -12,7 +12,8 @@ use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::stream::Stream;
 
 use crate::batch::Applier;
-use crate::consumer::{ConsumerSettings, RunError};
+use crate::consumer::ConsumerSettings;
+use crate::error::RunError;
 use crate::files::Files;
 use reader::Reader;
 
@@ -39,7 +40,7 @@ pub async fn rebuild(
     let info = stream
         .info()
         .await
-        .map_err(|e| RunError::Consumer(e.to_string()))?;
+        .map_err(RunError::nats("reading the stream's state"))?;
     let (first, last) = (info.state.first_sequence, info.state.last_sequence);
     let total = info.state.messages;
     empty_projection(stream, applier, files, settings).await?;
@@ -53,11 +54,7 @@ pub async fn rebuild(
     if total > 0 {
         done = replay(stream, applier, settings, last, total).await?;
     }
-    let mut conn = applier
-        .pool()
-        .get()
-        .await
-        .map_err(|e| RunError::Db(e.to_string()))?;
+    let mut conn = applier.pool().get().await?;
     files.write_everything(&mut conn).await?;
     let start = DeliverPolicy::ByStartSequence {
         start_sequence: last + 1,
@@ -65,7 +62,7 @@ pub async fn rebuild(
     stream
         .create_consumer(settings.config(start))
         .await
-        .map_err(|e| RunError::Consumer(e.to_string()))?;
+        .map_err(RunError::nats("creating the durable consumer after the replay"))?;
     let report = RebuildReport {
         events: done,
         last_sequence: last,
@@ -93,14 +90,9 @@ async fn empty_projection(
         }
         Err(e) => tracing::debug!(error = %e, "no durable consumer to delete"),
     }
-    let conn = applier
-        .pool()
-        .get()
-        .await
-        .map_err(|e| RunError::Db(e.to_string()))?;
+    let conn = applier.pool().get().await?;
     conn.batch_execute(&format!("TRUNCATE {PROJECTION_TABLES}"))
-        .await
-        .map_err(|e| RunError::Db(e.to_string()))?;
+        .await?;
     files.remove_everything().await?;
     Ok(())
 }
@@ -137,7 +129,7 @@ async fn replay(
                 Ok(_) => break,
                 Err(e) => {
                     attempt += 1;
-                    tracing::warn!(error = %e, attempt, "rebuild batch failed; retrying");
+                    tracing::warn!(error = %crate::error::chain(&e), attempt, "rebuild batch failed; retrying");
                     tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt.min(20))))
                         .await;
                 }
@@ -157,9 +149,7 @@ async fn replay(
             );
         }
     }
-    collector
-        .await
-        .map_err(|e| RunError::Consumer(e.to_string()))?;
+    collector.await?;
     Ok(done)
 }
 

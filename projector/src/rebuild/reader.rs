@@ -8,7 +8,8 @@ use async_nats::jetstream::stream::Stream;
 use futures::StreamExt;
 
 use crate::batch::Incoming;
-use crate::consumer::{RunError, incoming};
+use crate::consumer::incoming;
+use crate::error::RunError;
 
 /// Most messages asked for by one fetch of the replay.
 const REPLAY_FETCH: usize = 5_000;
@@ -65,12 +66,11 @@ impl Reader {
         while r.seq < self.last {
             let restart = self.read_some(&mut r, size).await;
             if r.progress_at.elapsed() >= REPLAY_STALL {
-                return Err(RunError::Consumer(format!(
-                    "replay stalled for {} s at sequence {}{}",
-                    REPLAY_STALL.as_secs(),
-                    r.seq,
-                    restart.map(|r| format!(": {r}")).unwrap_or_default()
-                )));
+                return Err(RunError::ReplayStalled {
+                    seconds: REPLAY_STALL.as_secs(),
+                    seq: r.seq,
+                    reason: restart.unwrap_or_else(|| "no message arrived".into()),
+                });
             }
             if let Some(reason) = restart {
                 self.restart(&mut r, &reason).await;
@@ -144,7 +144,7 @@ impl Reader {
         match self.consumer(r.seq).await {
             Ok(c) => r.consumer = c,
             // Retried on the next turn, until the stall limit.
-            Err(e) => tracing::warn!(error = %e, "replay consumer not created; retrying"),
+            Err(e) => tracing::warn!(error = %crate::error::chain(&e), "replay consumer not created; retrying"),
         }
         r.delivered = 0;
     }
@@ -173,7 +173,7 @@ impl Reader {
                 ..Default::default()
             })
             .await
-            .map_err(|e| RunError::Consumer(e.to_string()))
+            .map_err(RunError::nats("creating the replay's consumer"))
     }
 }
 
