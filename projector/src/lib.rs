@@ -1,6 +1,7 @@
 //! `projector`: the durable JetStream consumer that applies every event to
 //! Postgres exactly once and writes the conversation and page files (contract §4).
 
+pub mod backoff;
 pub mod batch;
 pub mod config;
 pub mod consumer;
@@ -125,20 +126,32 @@ impl App {
         self.run(shutdown, Until::Drained).await
     }
 
-    /// Empties the projection and replays the stream from sequence 1.
-    pub async fn rebuild(mut self) -> Result<RebuildReport, RunError> {
+    /// Empties the projection and replays the stream from sequence 1; `shutdown`
+    /// stops it early ([`RunError::Cancelled`]).
+    pub async fn rebuild(mut self, shutdown: CancellationToken) -> Result<RebuildReport, RunError> {
         rebuild::rebuild(
             &mut self.stream,
             &self.worker.applier.replaying(),
             &self.worker.files,
             &self.worker.settings,
+            &shutdown,
         )
         .await
     }
 
     /// Applies the dead letters again; those that apply now leave the table.
-    pub async fn retry_dead_letters(self) -> Result<RetryReport, RunError> {
-        retry::retry_dead_letters(&self.stream, &self.worker.applier, &self.worker.files).await
+    /// `shutdown` stops it between chunks, with what was done so far.
+    pub async fn retry_dead_letters(
+        self,
+        shutdown: CancellationToken,
+    ) -> Result<RetryReport, RunError> {
+        retry::retry_dead_letters(
+            &self.stream,
+            &self.worker.applier,
+            &self.worker.files,
+            &shutdown,
+        )
+        .await
     }
 
     async fn run(self, shutdown: CancellationToken, until: Until) -> Result<DrainReport, RunError> {

@@ -7,6 +7,7 @@
 
 use async_nats::jetstream::stream::Stream;
 use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
 
 use crate::batch::{Applier, Incoming};
 use crate::error::RunError;
@@ -30,6 +31,7 @@ pub async fn retry_dead_letters(
     stream: &Stream,
     applier: &Applier,
     files: &Files,
+    shutdown: &CancellationToken,
 ) -> Result<RetryReport, RunError> {
     let mut conn = applier.pool().get().await?;
     let rows = conn
@@ -45,6 +47,10 @@ pub async fn retry_dead_letters(
     }
     let mut report = RetryReport::default();
     for chunk in letters.chunks(RETRY_BATCH) {
+        if shutdown.is_cancelled() {
+            tracing::warn!("stopped before every dead letter was retried; run it again for the rest");
+            break;
+        }
         let outcome = applier.apply(chunk).await?;
         let applied: Vec<i64> = chunk
             .iter()

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{AckKind, Message};
 use pagesync_schema::{PageId, Psid};
 
-use super::{TurnError, Worker, backoff};
+use super::{TurnError, Worker};
+use crate::backoff;
 use crate::error::chain;
 use crate::batch::Outcome;
 use crate::metrics;
@@ -77,7 +78,7 @@ impl Worker {
                 self.stall.failed(&reason);
                 tracing::debug!(error = %reason, "files not written; batches handed back for redelivery");
                 for batch in &u.batches {
-                    nak_all(&batch.messages, backoff(1)).await;
+                    nak_all(&batch.messages, backoff::FIRST).await;
                 }
                 return;
             }

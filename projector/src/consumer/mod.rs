@@ -12,6 +12,7 @@ use async_nats::jetstream;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::{self, Delays};
 use crate::batch::{Applier, ApplyError, Outcome, Prepared};
 use crate::error::{RunError, chain};
 use crate::files::Files;
@@ -123,7 +124,8 @@ enum Turn {
 #[derive(Default)]
 struct Progress {
     report: DrainReport,
-    failures: u32,
+    /// Waits after consecutive failures.
+    delays: Delays,
     unflushed: Unflushed,
     /// The next batch, fetched and prepared while the previous one was being applied.
     prefetched: Option<Result<Fetched, TurnError>>,
@@ -186,8 +188,7 @@ impl Worker {
             Err(e) => {
                 tracing::warn!(error = %chain(&e), "fetch failed; retrying");
                 self.flush(&mut p.unflushed).await;
-                p.failures += 1;
-                sleep_or_cancel(backoff(p.failures), shutdown).await;
+                backoff::pause(p.delays.failed(), shutdown).await;
                 return Turn::Continue;
             }
         };
@@ -245,7 +246,7 @@ impl Worker {
         p.prefetched = next;
         match applied {
             Ok(outcome) => {
-                p.failures = 0;
+                p.delays.succeeded();
                 p.report.batches += 1;
                 p.report.messages += messages.len() as u64;
                 p.report.dead_letters += outcome.poison.len() as u64;
@@ -256,15 +257,14 @@ impl Worker {
             }
             Err(e) => {
                 self.flush(&mut p.unflushed).await;
-                p.failures += 1;
+                let delay = p.delays.failed();
                 metrics::retried();
                 let reason = chain(&e);
                 self.stall.failed(&reason);
                 let cause = if e.is_data() { "data" } else { "database" };
-                tracing::debug!(error = %reason, cause, attempt = p.failures, "batch not applied; handed back for redelivery");
-                let delay = backoff(p.failures);
+                tracing::debug!(error = %reason, cause, attempt = p.delays.failures(), "batch not applied; handed back for redelivery");
                 nak_all(&messages, delay).await;
-                sleep_or_cancel(delay, shutdown).await;
+                backoff::pause(delay, shutdown).await;
             }
         }
     }
@@ -291,30 +291,5 @@ impl Worker {
         if let Err(e) = result {
             tracing::warn!(error = %chain(&e), "owner check failed; will retry");
         }
-    }
-}
-
-/// 250 ms doubling to at most 10 s.
-fn backoff(failures: u32) -> Duration {
-    let exp = failures.saturating_sub(1).min(6);
-    (Duration::from_millis(250) * 2u32.pow(exp)).min(Duration::from_secs(10))
-}
-
-pub(crate) async fn sleep_or_cancel(d: Duration, shutdown: &CancellationToken) {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => {}
-        _ = shutdown.cancelled() => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert_eq!(backoff(1), Duration::from_millis(250));
-        assert_eq!(backoff(2), Duration::from_millis(500));
-        assert_eq!(backoff(100), Duration::from_secs(10));
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Run it with the projector stopped. The durable consumer is deleted first (so
 //! nothing else acknowledges meanwhile) and recreated after the replay to start
-//! right after the last replayed sequence.
+//! right after the last replayed sequence. A rebuild stopped by SIGINT/SIGTERM
+//! leaves a partial projection and no durable consumer: run it again.
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,9 @@ mod reader;
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::stream::Stream;
 
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff;
 use crate::batch::Applier;
 use crate::consumer::ConsumerSettings;
 use crate::error::RunError;
@@ -35,6 +39,7 @@ pub async fn rebuild(
     applier: &Applier,
     files: &Files,
     settings: &ConsumerSettings,
+    shutdown: &CancellationToken,
 ) -> Result<RebuildReport, RunError> {
     let started = Instant::now();
     let info = stream
@@ -52,10 +57,13 @@ pub async fn rebuild(
     );
     let mut done = 0u64;
     if total > 0 {
-        done = replay(stream, applier, settings, last, total).await?;
+        done = replay(stream, applier, settings, (last, total), shutdown).await?;
     }
     let mut conn = applier.pool().get().await?;
-    files.write_everything(&mut conn).await?;
+    shutdown
+        .run_until_cancelled(files.write_everything(&mut conn))
+        .await
+        .ok_or(RunError::Cancelled)??;
     let start = DeliverPolicy::ByStartSequence {
         start_sequence: last + 1,
     };
@@ -101,12 +109,41 @@ async fn empty_projection(
 /// statements, the summary fold) is paid once per this many events.
 const REPLAY_BATCH: usize = 20_000;
 
+/// Where a replay is, for its progress lines.
+struct Progress {
+    started: Instant,
+    last_report: Instant,
+    done: u64,
+    total: u64,
+    last: u64,
+}
+
+impl Progress {
+    /// Logs the progress once a second, and at the end.
+    fn applied(&mut self, events: usize, seq: u64) {
+        self.done += events as u64;
+        if self.last_report.elapsed() < Duration::from_secs(1) && seq < self.last {
+            return;
+        }
+        self.last_report = Instant::now();
+        let rate = self.done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        let pct = 100.0 * self.done as f64 / self.total.max(1) as f64;
+        tracing::info!(
+            done = self.done,
+            total = self.total,
+            percent = format!("{pct:.1}"),
+            events_per_second = format!("{rate:.0}"),
+            "rebuild progress"
+        );
+    }
+}
+
 async fn replay(
     stream: &Stream,
     applier: &Applier,
     settings: &ConsumerSettings,
-    last: u64,
-    total: u64,
+    (last, total): (u64, u64),
+    shutdown: &CancellationToken,
 ) -> Result<u64, RunError> {
     // Batches are collected by their own task, so the next one fills while this one is applied.
     let size = settings.batch_size.max(REPLAY_BATCH);
@@ -117,39 +154,36 @@ async fn replay(
         last,
     };
     let collector = tokio::spawn(reader.run(size, tx));
-    let started = Instant::now();
-    let mut last_report = Instant::now();
-    let mut done = 0u64;
-    while let Some(batch) = rx.recv().await {
+    let _stop_reader = AbortOnDrop(collector.abort_handle());
+    let now = Instant::now();
+    let mut progress = Progress {
+        started: now,
+        last_report: now,
+        done: 0,
+        total,
+        last,
+    };
+    while let Some(batch) = shutdown
+        .run_until_cancelled(rx.recv())
+        .await
+        .ok_or(RunError::Cancelled)?
+    {
         let (batch, seq) = batch?;
         // A batch that fails is retried until it applies: a rebuild never skips events.
-        let mut attempt = 0u32;
-        loop {
-            match applier.apply(&batch).await {
-                Ok(_) => break,
-                Err(e) => {
-                    attempt += 1;
-                    tracing::warn!(error = %crate::error::chain(&e), attempt, "rebuild batch failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt.min(20))))
-                        .await;
-                }
-            }
-        }
-        done += batch.len() as u64;
-        if last_report.elapsed() >= Duration::from_secs(1) || seq >= last {
-            last_report = Instant::now();
-            let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            let pct = 100.0 * done as f64 / total.max(1) as f64;
-            tracing::info!(
-                done,
-                total,
-                percent = format!("{pct:.1}"),
-                events_per_second = format!("{rate:.0}"),
-                "rebuild progress"
-            );
-        }
+        backoff::until_ok("a rebuild batch", shutdown, || applier.apply(&batch))
+            .await
+            .ok_or(RunError::Cancelled)?;
+        progress.applied(batch.len(), seq);
     }
     collector.await?;
-    Ok(done)
+    Ok(progress.done)
 }
 
+/// Ends the reader when the replay ends early (an error, or shutdown).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -454,7 +454,7 @@ async fn dead_letters_apply_on_retry_once_their_cause_is_fixed() {
     let report = App::build(p.config())
         .await
         .unwrap()
-        .retry_dead_letters()
+        .retry_dead_letters(CancellationToken::new())
         .await
         .unwrap();
 

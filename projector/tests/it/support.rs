@@ -70,7 +70,7 @@ impl TestProjector {
         App::build(self.config())
             .await
             .expect("projector builds")
-            .rebuild()
+            .rebuild(CancellationToken::new())
             .await
             .expect("rebuild succeeds")
     }
