@@ -299,9 +299,7 @@ impl Files {
         let root = self.root.clone();
         tokio::task::spawn_blocking(move || {
             let mut bases = vec![root.clone()];
-            if let Ok(users) = std::fs::read_dir(root.join("users")) {
-                bases.extend(users.flatten().map(|u| u.path()));
-            }
+            bases.extend(user_folders(&root)?);
             let dirs = bases
                 .iter()
                 .flat_map(|base| Platform::ALL.map(|platform| base.join(platform.data_folder())));
@@ -342,6 +340,22 @@ impl Plan {
                 .collect(),
             moved,
         }
+    }
+}
+
+/// The folders of each owner under `root/users` (none when it does not exist).
+fn user_folders(root: &Path) -> Result<Vec<PathBuf>, FileError> {
+    let users = root.join("users");
+    let io = |source| FileError::Io {
+        path: users.clone(),
+        source,
+    };
+    match std::fs::read_dir(&users) {
+        Ok(entries) => entries
+            .map(|entry| entry.map(|e| e.path()).map_err(io))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(io(e)),
     }
 }
 

@@ -46,8 +46,11 @@ impl Reader {
     /// Sends batches of `size` messages (the last one shorter) with the highest
     /// sequence read so far; ends after `last`, or with an error.
     pub async fn run(self, size: usize, tx: tokio::sync::mpsc::Sender<Collected>) {
-        if let Err(e) = self.read(size, &tx).await {
-            let _ = tx.send(Err(e)).await;
+        if let Err(e) = self.read(size, &tx).await
+            && let Err(unsent) = tx.send(Err(e)).await
+        {
+            // The replay ended first (shutdown, or its own error): nobody to tell.
+            tracing::debug!(error = %crate::error::chain(&unsent.0), "replay reader stopped");
         }
     }
 
@@ -130,7 +133,10 @@ impl Reader {
             r.seq = info.stream_sequence;
             r.progress_at = Instant::now();
             if r.seq <= self.last {
-                r.batch.push(incoming(&m));
+                match incoming(&m) {
+                    Ok(m) => r.batch.push(m),
+                    Err(e) => return Some(e.to_string()),
+                }
             }
         }
         None
@@ -152,10 +158,10 @@ impl Reader {
     /// Deletes an ephemeral consumer of the replay (the server would remove it
     /// after its inactive threshold anyway).
     async fn remove(&self, consumer: &PullConsumer) {
-        let _ = self
-            .stream
-            .delete_consumer(consumer.cached_info().name.as_str())
-            .await;
+        let name = consumer.cached_info().name.as_str();
+        if let Err(e) = self.stream.delete_consumer(name).await {
+            tracing::warn!(error = %e, consumer = name, "replay consumer not deleted; the server removes it once idle for 60 s");
+        }
     }
 
     /// An ephemeral consumer delivering from the message after `seq`.
@@ -192,7 +198,7 @@ mod tests {
         // while the test holds them, so it is mid-replay when NATS goes away.
         let mut nats = PrivateNats::start().await;
         let client = async_nats::connect(nats.url()).await.unwrap();
-        let js = jetstream::new(client);
+        let js = jetstream::new(client.clone());
         let stream = js
             .create_stream(jetstream::stream::Config {
                 name: "REPLAY".into(),
@@ -215,16 +221,21 @@ mod tests {
         };
         let (tx, mut rx) = tokio::sync::mpsc::channel(1);
         let task = tokio::spawn(reader.run(100, tx));
-        tokio::time::sleep(Duration::from_millis(300)).await;
-
-        // Act
-        nats.stop();
         let mut received: Vec<u64> = Vec::new();
-        for _ in 0..2 {
-            let (batch, _) = rx.recv().await.unwrap().unwrap();
-            received.extend(batch.iter().map(|m| m.seq));
+        // The first batch is in: the reader is mid-replay, waiting on the channel.
+        let (batch, _) = rx.recv().await.unwrap().unwrap();
+        received.extend(batch.iter().map(|m| m.seq));
+
+        // Act: NATS goes away; the reader, let go on, meets the outage.
+        nats.stop();
+        pagesync_testkit::wait::until(Duration::from_secs(10), "the client sees NATS gone", || {
+            let state = client.connection_state();
+            async move { state == async_nats::connection::State::Disconnected }
+        })
+        .await;
+        while let Ok(batch) = rx.try_recv() {
+            received.extend(batch.unwrap().0.iter().map(|m| m.seq));
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
         nats.restart().await;
         while let Some(batch) = rx.recv().await {
             let (batch, _) = batch.expect("the replay goes on");

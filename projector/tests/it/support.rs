@@ -173,6 +173,20 @@ impl TestProjector {
     }
 }
 
+/// A Prometheus recorder of the calling test's own, for its thread (a
+/// `#[tokio::test]` runs the projector on it): the test sees only the metrics it
+/// caused, not those of the tests running beside it. Keep the guard while measuring.
+pub fn own_metrics() -> (
+    metrics::LocalRecorderGuard<'static>,
+    metrics_exporter_prometheus::PrometheusHandle,
+) {
+    let recorder: &'static metrics_exporter_prometheus::PrometheusRecorder = Box::leak(Box::new(
+        metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder(),
+    ));
+    let handle = recorder.handle();
+    (metrics::set_default_local_recorder(recorder), handle)
+}
+
 /// Every file under `root`, by relative path.
 pub fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
