@@ -189,6 +189,7 @@ async fn finish(
         *outcome.applied.entry(cand.event.event_type).or_default() += 1;
     }
     let changed = changed_conversations(&selected.to_apply, &refused, &selected.moved_from);
+    reset_items(tx, &selected.moved_from).await?;
     changes.recompute.extend(selected.moved_from);
     update_summaries(tx, &changes, &changed, mode).await?;
     let dead: Vec<&DeadLetter> = prepared.dead.iter().chain(&late).collect();
@@ -214,6 +215,29 @@ async fn update_summaries(
         "conversation summaries updated"
     );
     log_conversations(&changes.messages, &counts, mode);
+    Ok(())
+}
+
+/// Conversations that lost an item are read whole at their next rewrite (the
+/// files' cache only asks for items written since).
+async fn reset_items(
+    tx: &Transaction<'_>,
+    conversations: &BTreeSet<(PageId, Psid)>,
+) -> Result<(), tokio_postgres::Error> {
+    if conversations.is_empty() {
+        return Ok(());
+    }
+    let (pages, psids): (Vec<&str>, Vec<&str>) = conversations
+        .iter()
+        .map(|(p, s)| (p.as_str(), s.as_str()))
+        .unzip();
+    tx.execute(
+        "UPDATE conversations c SET items_reset = nextval('conversation_item_version')
+         FROM unnest($1::text[], $2::text[]) AS t(page_id, psid)
+         WHERE c.page_id = t.page_id AND c.psid = t.psid",
+        &[&pages, &psids],
+    )
+    .await?;
     Ok(())
 }
 

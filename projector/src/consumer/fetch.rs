@@ -35,7 +35,7 @@ impl Fetched {
         let mut pairs = messages
             .into_iter()
             .map(|m| Ok((incoming(&m)?, m)))
-            .collect::<Result<Vec<(Incoming, Message)>, _>>()
+            .collect::<Result<Vec<(Incoming, Message)>, async_nats::Error>>()
             .map_err(TurnError::NoMetadata)?;
         // In stream order (a fetch may return them otherwise).
         pairs.sort_by_key(|(i, _)| i.seq);

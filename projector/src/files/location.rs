@@ -42,7 +42,7 @@ pub(super) async fn locations(
         )
         .await?;
     rows.iter()
-        .map(|r| {
+        .map(|r| -> Result<(PageId, Location), tokio_postgres::Error> {
             let location = Location {
                 owner: r.try_get(1)?,
                 // The column's CHECK allows only the two platforms.

@@ -8,12 +8,14 @@
 //! written, and every `PROJECTOR_OWNER_CHECK_INTERVAL`, a page whose owner differs
 //! from its location is rewritten in full at the new place and the old folder removed.
 
+mod cache;
 mod disk;
 mod location;
 mod render;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use pagesync_schema::{PageId, Platform, Psid};
 use tokio_postgres::GenericClient;
@@ -21,6 +23,7 @@ use uuid::Uuid;
 
 pub use disk::replace_atomically;
 use disk::{remove_if_present, write_all};
+use cache::ItemCache;
 use location::{Location, locations, record_locations};
 pub use render::render_page_metadata;
 use render::Selection;
@@ -43,6 +46,8 @@ pub enum FileError {
     Join(#[from] tokio::task::JoinError),
     #[error("a stored id does not parse")]
     Id(#[from] pagesync_schema::IdError),
+    #[error("Postgres answered inconsistently: {0}")]
+    Inconsistent(&'static str),
 }
 
 /// Takes the advisory lock held while files are rendered and written (key
@@ -56,6 +61,8 @@ const REWRITE_CHUNK: usize = 1000;
 #[derive(Clone, Debug)]
 pub struct Files {
     root: PathBuf,
+    /// The items of the conversations written lately (shared by the clones).
+    cache: Arc<ItemCache>,
 }
 
 /// One file to write: its path and bytes.
@@ -73,7 +80,10 @@ type FolderOf<'a> = dyn Fn(&PageId) -> Folder + Sync + 'a;
 
 impl Files {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            cache: Arc::new(ItemCache::new(cache::CACHE_BYTES)),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -176,21 +186,17 @@ impl Files {
         out: &mut Vec<Rendered>,
     ) -> Result<Vec<PathBuf>, FileError> {
         self.render_pages(client, &plan.pages, owner_of, out).await?;
-        let before = out.len();
-        self.render_conversations(
-            client,
-            Selection::Conversations(&plan.conversations),
-            owner_of,
-            out,
-        )
-        .await?;
-        let rendered: BTreeSet<&PathBuf> = out[before..].iter().map(|(path, _)| path).collect();
-        Ok(plan
-            .conversations
-            .iter()
-            .map(|(page, psid)| self.conversation_path(owner_of(page), page, psid))
-            .filter(|path| !rendered.contains(path))
-            .collect())
+        let entries = self.cache.load(client, &plan.conversations).await?;
+        let mut emptied = Vec::new();
+        for (page, psid) in &plan.conversations {
+            let path = self.conversation_path(owner_of(page), page, psid);
+            match entries.get(&(page.clone(), psid.clone())).and_then(|e| e.file()) {
+                Some(bytes) => out.push((path, bytes)),
+                None => emptied.push(path),
+            }
+        }
+        self.cache.keep(entries);
+        Ok(emptied)
     }
 
     /// The folders that moved pages' files were written to before.
@@ -281,8 +287,10 @@ impl Files {
             .await?;
         let conversations = rows
             .iter()
-            .map(|r| Ok((parsed::get(r, 0)?, parsed::get(r, 1)?)))
-            .collect::<Result<Vec<(PageId, Psid)>, tokio_postgres::Error>>()?;
+            .map(|r| -> Result<(PageId, Psid), tokio_postgres::Error> {
+                Ok((parsed::get(r, 0)?, parsed::get(r, 1)?))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         for chunk in conversations.chunks(REWRITE_CHUNK) {
             let chunk: BTreeSet<(PageId, Psid)> = chunk.iter().cloned().collect();
             let mut out = Vec::new();

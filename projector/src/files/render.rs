@@ -113,10 +113,13 @@ impl Files {
                 .or_default()
                 .push(item);
         }
-        for ((page, psid), conversation) in items {
+        for ((page, psid), mut conversation) in items {
             let (page, psid) = (PageId::parse(page)?, Psid::parse(psid)?);
             let path = self.conversation_path(owner_of(&page), &page, &psid);
-            out.push((path, conversation_file(conversation)));
+            conversation.sort_unstable_by(|a, b| {
+                (a.timestamp_ms, a.item_id).cmp(&(b.timestamp_ms, b.item_id))
+            });
+            out.push((path, conversation_file(conversation.iter().map(|i| i.data))));
         }
         Ok(())
     }
@@ -129,18 +132,17 @@ struct Item<'r> {
     data: &'r str,
 }
 
-/// The file of a conversation: its items' `data` in (time, item id) order, one
-/// per line, as a JSON array.
-fn conversation_file(mut items: Vec<Item<'_>>) -> Vec<u8> {
-    items.sort_unstable_by(|a, b| (a.timestamp_ms, a.item_id).cmp(&(b.timestamp_ms, b.item_id)));
-    let size: usize = items.iter().map(|i| i.data.len() + 2).sum();
+/// The file of a conversation from its items' `data` in (time, item id) order:
+/// one per line, as a JSON array.
+pub(super) fn conversation_file<'a>(data: impl Iterator<Item = &'a str> + Clone) -> Vec<u8> {
+    let size: usize = data.clone().map(|d| d.len() + 2).sum();
     let mut bytes = Vec::with_capacity(size + 4);
     bytes.extend_from_slice(b"[\n");
-    for (i, item) in items.iter().enumerate() {
+    for (i, item) in data.enumerate() {
         if i > 0 {
             bytes.extend_from_slice(b",\n");
         }
-        bytes.extend_from_slice(item.data.as_bytes());
+        bytes.extend_from_slice(item.as_bytes());
     }
     bytes.extend_from_slice(b"\n]\n");
     bytes

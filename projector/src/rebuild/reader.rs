@@ -47,10 +47,10 @@ impl Reader {
     /// sequence read so far; ends after `last`, or with an error.
     pub async fn run(self, size: usize, tx: tokio::sync::mpsc::Sender<Collected>) {
         if let Err(e) = self.read(size, &tx).await
-            && let Err(unsent) = tx.send(Err(e)).await
+            && let Err(tokio::sync::mpsc::error::SendError(Err(e))) = tx.send(Err(e)).await
         {
             // The replay ended first (shutdown, or its own error): nobody to tell.
-            tracing::debug!(error = %crate::error::chain(&unsent.0), "replay reader stopped");
+            tracing::debug!(error = %crate::error::chain(&e), "replay reader stopped");
         }
     }
 

@@ -152,7 +152,8 @@ impl TestProjector {
         ] {
             let sql = format!(
                 "SELECT coalesce(jsonb_agg(x ORDER BY x::text), '[]')::text FROM
-                 (SELECT to_jsonb(t) - 'applied_at' - 'stream_seq' - 'first_failed_at' - 'last_failed_at' AS x
+                 (SELECT to_jsonb(t) - 'applied_at' - 'stream_seq' - 'first_failed_at' - 'last_failed_at'
+                      - 'item_version' - 'items_reset' AS x
                   FROM {table} t) s"
             );
             let v: String = client.query_one(&sql, &[]).await.unwrap().get(0);

@@ -157,6 +157,8 @@ impl<'a> ItemColumns<'a> {
     }
 }
 
+/// `item_version` takes its default, the next `conversation_item_version`, on an
+/// insert and on a replacement alike (the files' cache reads what changed by it).
 const UPSERT_ITEMS: &str = "
 INSERT INTO conversation_events
     (item_id, page_id, psid, event_type, source, source_rank, timestamp_ms,
@@ -170,6 +172,7 @@ ON CONFLICT (item_id) DO UPDATE SET
     timestamp_ms = EXCLUDED.timestamp_ms, in_file = EXCLUDED.in_file,
     data = EXCLUDED.data, stream_seq = EXCLUDED.stream_seq, applied_at = now(),
     direction = EXCLUDED.direction, text = EXCLUDED.text,
-    attachments = EXCLUDED.attachments, app_id = EXCLUDED.app_id
+    attachments = EXCLUDED.attachments, app_id = EXCLUDED.app_id,
+    item_version = EXCLUDED.item_version
 WHERE conversation_events.source_rank > EXCLUDED.source_rank
 RETURNING item_id, (xmax = 0) AS inserted";
