@@ -11,7 +11,7 @@
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,8 @@ use pagesync_ingest::signature::AppSecret;
 use pagesync_schema::{Event, EventId, EventType, PageId, Platform, Psid, Publisher, Source};
 use pagesync_testkit::private_nats::free_port;
 use pagesync_testkit::{TestDb, TestNats};
+
+use crate::e2e::Killed;
 
 const SECRET: &str = "bench-app-secret";
 const PAGE: &str = "101368371725791";
@@ -41,17 +43,12 @@ pub struct Args {
     bin_dir: PathBuf,
 }
 
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A text of some 180 characters, so 10,000 messages make a file of ~3.2 MB.
 fn text(i: u32) -> String {
-    format!("hello from the benchmark, message {i}: {}", "lorem ipsum ".repeat(12))
+    format!(
+        "hello from the benchmark, message {i}: {}",
+        "lorem ipsum ".repeat(12)
+    )
 }
 
 #[tokio::main]
@@ -63,7 +60,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let start_ms = chrono::Utc::now().timestamp_millis() - 3_600_000;
     seed(&nats, args.messages, start_ms).await?;
     let (ingest_port, _services) = start(&args, &nats, &db, data.path()).await?;
-    let dir = data.path().join("facebook").join(PAGE).join("conversations");
+    let dir = data
+        .path()
+        .join("facebook")
+        .join(PAGE)
+        .join("conversations");
     std::fs::create_dir_all(&dir)?;
     let (events, _watcher) = watch(data.path())?;
     let big_file = dir.join(format!("{BIG}.json"));
@@ -77,40 +78,70 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         seeded.elapsed().as_secs_f64()
     );
 
-    let http = reqwest::Client::new();
-    let secret = AppSecret::new(&SECRET.to_owned().into());
-    let url = format!("http://127.0.0.1:{ingest_port}/facebook/webhook");
+    let webhooks = Webhooks {
+        http: reqwest::Client::new(),
+        secret: AppSecret::new(&SECRET.to_owned().into()),
+        url: format!("http://127.0.0.1:{ingest_port}/facebook/webhook"),
+    };
     let mut fresh = Histogram::<u64>::new(3)?;
     let mut big = Histogram::<u64>::new(3)?;
     for round in 0..args.warmup + args.rounds {
-        for (psid, histogram) in [(format!("{}", 8_000_000 + round), &mut fresh), (BIG.to_owned(), &mut big)] {
+        for (psid, histogram) in [
+            (format!("{}", 8_000_000 + round), &mut fresh),
+            (BIG.to_owned(), &mut big),
+        ] {
             let mid = format!("m_files_{round}_{psid}");
-            let body = delivery(&psid, &mid);
-            let signature = secret.sign(body.as_bytes());
             let path = dir.join(format!("{psid}.json"));
             while events.try_recv().is_ok() {}
             let sent = Instant::now();
-            let res = http
-                .post(&url)
-                .header("x-hub-signature-256", signature)
-                .body(body)
-                .send()
-                .await?;
-            anyhow::ensure!(res.status().is_success(), "ingest answered {}", res.status());
+            webhooks.send(&psid, &mid).await?;
             wait_for(&events, &path, &mid, Duration::from_secs(30))?;
             if round >= args.warmup {
                 histogram.record(sent.elapsed().as_micros() as u64)?;
             }
         }
     }
+    report(&args, &fresh, &big);
+    Ok(())
+}
+
+/// Signed one-message deliveries to ingest.
+struct Webhooks {
+    http: reqwest::Client,
+    secret: AppSecret,
+    url: String,
+}
+
+impl Webhooks {
+    async fn send(&self, psid: &str, mid: &str) -> anyhow::Result<()> {
+        let body = delivery(psid, mid);
+        let signature = self.secret.sign(body.as_bytes());
+        let res = self
+            .http
+            .post(&self.url)
+            .header("x-hub-signature-256", signature)
+            .body(body)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            res.status().is_success(),
+            "ingest answered {}",
+            res.status()
+        );
+        Ok(())
+    }
+}
+
+fn report(args: &Args, fresh: &Histogram<u64>, big: &Histogram<u64>) {
     let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     println!(
         "files benchmark: {} webhooks per conversation, one at a time, alternating ({} warm-up each, not timed)",
         args.rounds, args.warmup
     );
-    for (name, h) in [("fresh conversation", &fresh), ("10,000-message conversation", &big)] {
+    let big_name = format!("conversation of {} messages", args.messages);
+    for (name, h) in [("fresh conversation", fresh), (big_name.as_str(), big)] {
         println!(
-            "webhook POST -> mid in file, {name:28}: p50 {:.1} ms  p90 {:.1} ms  max {:.1} ms",
+            "webhook POST -> mid in file, {name:32}: p50 {:.1} ms  p90 {:.1} ms  max {:.1} ms",
             ms(h, 0.5),
             ms(h, 0.9),
             h.max() as f64 / 1000.0
@@ -118,9 +149,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     println!(
         "ratio of the p50s: {:.2}",
-        ms(&big, 0.5) / ms(&fresh, 0.5).max(1e-9)
+        ms(big, 0.5) / ms(fresh, 0.5).max(1e-9)
     );
-    Ok(())
 }
 
 /// Publishes the big conversation's messages, a second apart, ending an hour ago.
@@ -230,9 +260,13 @@ fn tail_contains(path: &Path, needle: &str) -> bool {
         return false;
     };
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    if file.seek(SeekFrom::Start(len.saturating_sub(8192))).is_err() {
+    if file
+        .seek(SeekFrom::Start(len.saturating_sub(8192)))
+        .is_err()
+    {
         return false;
     }
     let mut tail = Vec::new();
-    file.read_to_end(&mut tail).is_ok() && tail.windows(needle.len()).any(|w| w == needle.as_bytes())
+    file.read_to_end(&mut tail).is_ok()
+        && tail.windows(needle.len()).any(|w| w == needle.as_bytes())
 }

@@ -77,12 +77,13 @@ where
     Fut: Future<Output = Result<T, E>>,
     E: std::error::Error + 'static,
 {
-    let retried = attempt
-        .retry(policy())
-        .sleep(tokio::time::sleep)
-        .notify(|e: &E, wait: Duration| {
-            tracing::warn!(error = %chain(e), ?wait, "{what} failed; retrying");
-        });
+    let retried =
+        attempt
+            .retry(policy())
+            .sleep(tokio::time::sleep)
+            .notify(|e: &E, wait: Duration| {
+                tracing::warn!(error = %chain(e), ?wait, "{what} failed; retrying");
+            });
     match shutdown.run_until_cancelled(retried).await {
         Some(Ok(value)) => Some(value),
         // The policy has no last attempt: only shutdown ends the retries.

@@ -48,7 +48,9 @@ pub async fn retry_dead_letters(
     let mut report = RetryReport::default();
     for chunk in letters.chunks(RETRY_BATCH) {
         if shutdown.is_cancelled() {
-            tracing::warn!("stopped before every dead letter was retried; run it again for the rest");
+            tracing::warn!(
+                "stopped before every dead letter was retried; run it again for the rest"
+            );
             break;
         }
         let outcome = applier.apply(chunk).await?;

@@ -185,7 +185,11 @@ async fn finish(
         .filter(|c| refused.contains(&c.idx))
         .map(|c| DeadLetter::refused(c))
         .collect();
-    for cand in selected.to_apply.iter().filter(|c| !refused.contains(&c.idx)) {
+    for cand in selected
+        .to_apply
+        .iter()
+        .filter(|c| !refused.contains(&c.idx))
+    {
         *outcome.applied.entry(cand.event.event_type).or_default() += 1;
     }
     let changed = changed_conversations(&selected.to_apply, &refused, &selected.moved_from);
@@ -224,21 +228,14 @@ async fn reset_items(
     tx: &Transaction<'_>,
     conversations: &BTreeSet<(PageId, Psid)>,
 ) -> Result<(), tokio_postgres::Error> {
-    if conversations.is_empty() {
-        return Ok(());
-    }
-    let (pages, psids): (Vec<&str>, Vec<&str>) = conversations
-        .iter()
-        .map(|(p, s)| (p.as_str(), s.as_str()))
-        .unzip();
-    tx.execute(
+    inbox::execute_keyed(
+        tx,
         "UPDATE conversations c SET items_reset = nextval('conversation_item_version')
          FROM unnest($1::text[], $2::text[]) AS t(page_id, psid)
          WHERE c.page_id = t.page_id AND c.psid = t.psid",
-        &[&pages, &psids],
+        conversations,
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 /// The conversations whose API view the batch changed: those of the events it
@@ -259,11 +256,7 @@ fn changed_conversations(
 
 /// Logs `new conversation` for the first message of a (page, psid), else
 /// `continuing conversation`; at DEBUG while replaying history.
-fn log_conversations(
-    inserted: &[NewMessage],
-    counts: &BTreeMap<(PageId, Psid), i32>,
-    mode: Mode,
-) {
+fn log_conversations(inserted: &[NewMessage], counts: &BTreeMap<(PageId, Psid), i32>, mode: Mode) {
     let mut seen: BTreeMap<(&PageId, &Psid), i32> = BTreeMap::new();
     for m in inserted {
         *seen.entry((&m.page, &m.psid)).or_default() += 1;

@@ -126,7 +126,7 @@ pub(super) async fn record_changes(
 }
 
 /// Runs `sql` with the (page, psid) pairs as its two column arrays `$1`, `$2`.
-async fn execute_keyed(
+pub(super) async fn execute_keyed(
     tx: &Transaction<'_>,
     sql: &str,
     conversations: &BTreeSet<(PageId, Psid)>,

@@ -79,7 +79,7 @@ pub fn prepare(batch: &[Incoming]) -> Prepared {
         let cand = match read(idx, msg) {
             Ok(cand) => cand,
             Err(dead) => {
-                prepared.dead.push(dead);
+                prepared.dead.push(*dead);
                 continue;
             }
         };
@@ -109,11 +109,12 @@ impl Prepared {
 }
 
 /// Parses and decodes one message; one that fails either is a dead letter.
-fn read(idx: usize, msg: &Incoming) -> Result<Candidate, DeadLetter> {
-    let event = Event::from_json(&msg.payload)
-        .map_err(|e| DeadLetter::of_message(idx, msg, None, &e.to_string()))?;
-    let effect = decode::decode(&event)
-        .map_err(|e| DeadLetter::of_message(idx, msg, Some(&event), &e.0))?;
+fn read(idx: usize, msg: &Incoming) -> Result<Candidate, Box<DeadLetter>> {
+    let dead = |event: Option<&Event>, error: &str| {
+        Box::new(DeadLetter::of_message(idx, msg, event, error))
+    };
+    let event = Event::from_json(&msg.payload).map_err(|e| dead(None, &e.to_string()))?;
+    let effect = decode::decode(&event).map_err(|e| dead(Some(&event), &e.0))?;
     Ok(Candidate {
         idx,
         seq: msg.seq,

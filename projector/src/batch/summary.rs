@@ -148,7 +148,9 @@ impl<'a> Fold<'a> {
             }
         }
         for st in &changes.statuses {
-            let f = folds.entry((st.page.as_str(), st.psid.as_str())).or_default();
+            let f = folds
+                .entry((st.page.as_str(), st.psid.as_str()))
+                .or_default();
             f.newer_status(st.at_ms, &st.event_id, st.status);
         }
         folds

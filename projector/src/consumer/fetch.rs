@@ -66,8 +66,7 @@ impl Worker {
     ) -> Result<Vec<Message>, TurnError> {
         let mut out = self.fetch_available().await?;
         // A drain that finds nothing pending ends without waiting for the expiry.
-        if out.is_empty()
-            && (wait == Wait::No || until == Until::Drained && self.caught_up().await)
+        if out.is_empty() && (wait == Wait::No || until == Until::Drained && self.caught_up().await)
         {
             return Ok(out);
         }

@@ -8,8 +8,8 @@ use pagesync_schema::{PageId, Psid};
 
 use super::{TurnError, Worker};
 use crate::backoff;
-use crate::error::chain;
 use crate::batch::Outcome;
+use crate::error::chain;
 use crate::metrics;
 
 /// Longest time committed batches wait for their files while a backlog lasts.

@@ -234,15 +234,14 @@ impl Worker {
         p.maybe_done = pending == Some(0);
         let backlog = messages.len() >= self.settings.batch_size && pending > Some(0);
         // In a backlog the next batch is fetched while this one is applied.
-        let (applied, next) =
-            futures::future::join(self.apply(&prepared, messages.len()), async {
-                if backlog && self.may_hold(&p.unflushed) {
-                    Some(self.next_batch(shutdown, until, Wait::No).await)
-                } else {
-                    None
-                }
-            })
-            .await;
+        let (applied, next) = futures::future::join(self.apply(&prepared, messages.len()), async {
+            if backlog && self.may_hold(&p.unflushed) {
+                Some(self.next_batch(shutdown, until, Wait::No).await)
+            } else {
+                None
+            }
+        })
+        .await;
         p.prefetched = next;
         match applied {
             Ok(outcome) => {

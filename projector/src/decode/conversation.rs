@@ -200,4 +200,3 @@ fn lenient_i64(v: &Value) -> Option<i64> {
         _ => None,
     }
 }
-

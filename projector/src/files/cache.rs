@@ -229,7 +229,9 @@ fn position(ordinality: i64, len: usize) -> Result<usize, FileError> {
     usize::try_from(ordinality - 1)
         .ok()
         .filter(|i| *i < len)
-        .ok_or(FileError::Inconsistent("an ordinality beyond the conversations asked for"))
+        .ok_or(FileError::Inconsistent(
+            "an ordinality beyond the conversations asked for",
+        ))
 }
 
 /// The items written since each conversation's version (`$3`), with the

@@ -66,4 +66,3 @@ pub fn replace_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     drop(file);
     std::fs::rename(&tmp, path)
 }
-

@@ -78,4 +78,3 @@ pub(super) async fn record_locations(
         .await?;
     Ok(())
 }
-

@@ -21,12 +21,12 @@ use pagesync_schema::{PageId, Platform, Psid};
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
+use cache::ItemCache;
 pub use disk::replace_atomically;
 use disk::{remove_if_present, write_all};
-use cache::ItemCache;
 use location::{Location, locations, record_locations};
-pub use render::render_page_metadata;
 use render::Selection;
+pub use render::render_page_metadata;
 
 use crate::parsed;
 
@@ -155,7 +155,9 @@ impl Files {
                 .map_or_else(Folder::default, Location::folder)
         };
         let mut out = Vec::new();
-        let emptied = self.render_in_place(client, &plan, &owner_of, &mut out).await?;
+        let emptied = self
+            .render_in_place(client, &plan, &owner_of, &mut out)
+            .await?;
         for page in &plan.moved {
             self.render_whole_page(client, page, owner_of(page), &mut out)
                 .await?;
@@ -185,12 +187,16 @@ impl Files {
         owner_of: &FolderOf<'_>,
         out: &mut Vec<Rendered>,
     ) -> Result<Vec<PathBuf>, FileError> {
-        self.render_pages(client, &plan.pages, owner_of, out).await?;
+        self.render_pages(client, &plan.pages, owner_of, out)
+            .await?;
         let entries = self.cache.load(client, &plan.conversations).await?;
         let mut emptied = Vec::new();
         for (page, psid) in &plan.conversations {
             let path = self.conversation_path(owner_of(page), page, psid);
-            match entries.get(&(page.clone(), psid.clone())).and_then(|e| e.file()) {
+            match entries
+                .get(&(page.clone(), psid.clone()))
+                .and_then(|e| e.file())
+            {
                 Some(bytes) => out.push((path, bytes)),
                 None => emptied.push(path),
             }
@@ -294,8 +300,13 @@ impl Files {
         for chunk in conversations.chunks(REWRITE_CHUNK) {
             let chunk: BTreeSet<(PageId, Psid)> = chunk.iter().cloned().collect();
             let mut out = Vec::new();
-            self.render_conversations(client, Selection::Conversations(&chunk), &owner_of, &mut out)
-                .await?;
+            self.render_conversations(
+                client,
+                Selection::Conversations(&chunk),
+                &owner_of,
+                &mut out,
+            )
+            .await?;
             write_all(out).await?;
         }
         record_locations(client, &locations).await?;

@@ -182,4 +182,3 @@ pub fn render_page_metadata(
     let body = format!("{{\"data\":[{}]}}\n", canonical_json(&page));
     Some(body.into_bytes())
 }
-

@@ -70,7 +70,9 @@ pub async fn rebuild(
     stream
         .create_consumer(settings.config(start))
         .await
-        .map_err(RunError::nats("creating the durable consumer after the replay"))?;
+        .map_err(RunError::nats(
+            "creating the durable consumer after the replay",
+        ))?;
     let report = RebuildReport {
         events: done,
         last_sequence: last,

@@ -150,7 +150,9 @@ impl Reader {
         match self.consumer(r.seq).await {
             Ok(c) => r.consumer = c,
             // Retried on the next turn, until the stall limit.
-            Err(e) => tracing::warn!(error = %crate::error::chain(&e), "replay consumer not created; retrying"),
+            Err(e) => {
+                tracing::warn!(error = %crate::error::chain(&e), "replay consumer not created; retrying")
+            }
         }
         r.delivered = 0;
     }

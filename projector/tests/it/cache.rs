@@ -18,20 +18,24 @@ const T: i64 = 1_700_000_000_000;
 /// Waits until the projector acknowledged the stream up to `seq` (its files are
 /// written before its acks).
 async fn acknowledged(p: &TestProjector, seq: u64) {
-    wait::until(Duration::from_secs(30), "the event acknowledged", || async {
-        let consumer: Result<PullConsumer, _> = p
-            .nats
-            .js
-            .get_consumer_from_stream("projector", p.nats.stream.as_str())
-            .await;
-        match consumer {
-            Ok(mut c) => c
-                .info()
-                .await
-                .is_ok_and(|i| i.ack_floor.stream_sequence >= seq),
-            Err(_) => false,
-        }
-    })
+    wait::until(
+        Duration::from_secs(30),
+        "the event acknowledged",
+        || async {
+            let consumer: Result<PullConsumer, _> = p
+                .nats
+                .js
+                .get_consumer_from_stream("projector", p.nats.stream.as_str())
+                .await;
+            match consumer {
+                Ok(mut c) => c
+                    .info()
+                    .await
+                    .is_ok_and(|i| i.ack_floor.stream_sequence >= seq),
+                Err(_) => false,
+            }
+        },
+    )
     .await;
 }
 
@@ -45,7 +49,14 @@ async fn files_rewritten_one_event_at_a_time_equal_the_files_rendered_whole() {
         message(Source::Ingest, PAGE, "u1", "m1", T, "one"),
         message(Source::Poller, PAGE, "u1", "m2", T + 5, "two (poll)"),
         echo(PAGE, "u1", "m3", T + 2, "a reply"),
-        message(Source::Poller, PAGE, "u2", "m4", T + 3, "filed under u2 first"),
+        message(
+            Source::Poller,
+            PAGE,
+            "u2",
+            "m4",
+            T + 3,
+            "filed under u2 first",
+        ),
         message(Source::Ingest, PAGE, "u2", "m5", T + 4, "stays in u2"),
         message(Source::Poller, PAGE, "u3", "m6", T + 6, "u3's only item"),
         message(Source::Ingest, PAGE, "u1", "m2", T + 1, "two"),

@@ -89,17 +89,10 @@ async fn a_rebuild_stopped_by_shutdown_says_so_and_a_second_one_completes() {
     stop.cancel();
 
     // Act
-    let stopped = App::build(p.config())
-        .await
-        .unwrap()
-        .rebuild(stop)
-        .await;
+    let stopped = App::build(p.config()).await.unwrap().rebuild(stop).await;
 
     // Assert
-    assert!(
-        matches!(stopped, Err(RunError::Cancelled)),
-        "{stopped:?}"
-    );
+    assert!(matches!(stopped, Err(RunError::Cancelled)), "{stopped:?}");
     assert_eq!(p.rebuild().await.events, 1);
     assert_eq!(tree(p.data_dir()), files_before);
 }

@@ -144,7 +144,10 @@ impl Rows {
         if st.ids.is_empty() {
             return Ok(());
         }
-        let (pages, psids) = (strs(&st.pages, PageId::as_str), strs(&st.psids, Psid::as_str));
+        let (pages, psids) = (
+            strs(&st.pages, PageId::as_str),
+            strs(&st.psids, Psid::as_str),
+        );
         let rows = tx
             .query(
                 UPSERT_STATUSES,

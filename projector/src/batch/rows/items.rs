@@ -61,8 +61,20 @@ impl Rows {
             .query(
                 UPSERT_ITEMS,
                 &[
-                    &c.ids, &c.pages, &c.psids, &c.types, &c.sources, &c.ranks, &c.ts, &c.in_file,
-                    &c.data, &c.seqs, &c.dirs, &c.texts, &c.attachments, &c.app_ids,
+                    &c.ids,
+                    &c.pages,
+                    &c.psids,
+                    &c.types,
+                    &c.sources,
+                    &c.ranks,
+                    &c.ts,
+                    &c.in_file,
+                    &c.data,
+                    &c.seqs,
+                    &c.dirs,
+                    &c.texts,
+                    &c.attachments,
+                    &c.app_ids,
                 ],
             )
             .await?;
@@ -148,7 +160,8 @@ impl<'a> ItemColumns<'a> {
             c.data.push(&i.data);
             c.seqs.push(i.seq as i64);
             let m = i.message.as_ref();
-            c.dirs.push(m.map(|m| if m.incoming { "in" } else { "out" }));
+            c.dirs
+                .push(m.map(|m| if m.incoming { "in" } else { "out" }));
             c.texts.push(m.and_then(|m| m.text.as_deref()));
             c.attachments.push(m.and_then(|m| m.attachments.as_ref()));
             c.app_ids.push(m.and_then(|m| m.app_id.as_deref()));

@@ -98,10 +98,7 @@ impl Rows {
         if e.source == pagesync_schema::Source::Ingest
             && let Some(page) = &e.page_id
         {
-            let at = self
-                .webhooks
-                .entry(page.clone())
-                .or_insert(e.received_at);
+            let at = self.webhooks.entry(page.clone()).or_insert(e.received_at);
             *at = (*at).max(e.received_at);
         }
     }

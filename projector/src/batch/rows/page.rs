@@ -50,7 +50,6 @@ impl Others {
         .await?;
         Ok(())
     }
-
 }
 
 /// A page snapshot or field value with what orders its copies: newer wins; the
@@ -78,7 +77,7 @@ impl Versioned {
     }
 
     /// Stores this version in `slot` unless the one there supersedes it.
-    pub fn keep_newest<K>(self, slot: Entry<'_, K, Versioned>) {
+    pub fn keep_newest<K: Ord>(self, slot: Entry<'_, K, Versioned>) {
         match slot {
             Entry::Vacant(v) => {
                 v.insert(self);
@@ -93,7 +92,10 @@ impl Versioned {
 }
 
 impl Rows {
-    pub(super) async fn execute_pages(&self, tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+    pub(super) async fn execute_pages(
+        &self,
+        tx: &Transaction<'_>,
+    ) -> Result<(), tokio_postgres::Error> {
         if self.pages.is_empty() {
             return Ok(());
         }
@@ -138,7 +140,10 @@ impl Rows {
     }
 
     /// `integrations.last_webhook_at`: the newest `receivedat` of an applied ingest event.
-    pub(super) async fn execute_webhooks(&self, tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+    pub(super) async fn execute_webhooks(
+        &self,
+        tx: &Transaction<'_>,
+    ) -> Result<(), tokio_postgres::Error> {
         if self.webhooks.is_empty() {
             return Ok(());
         }
