@@ -35,7 +35,8 @@ pub struct Args {
     bin_dir: PathBuf,
 }
 
-pub struct Killed(pub Child);
+/// A child process killed when dropped.
+pub(crate) struct Killed(pub(crate) Child);
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();

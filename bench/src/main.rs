@@ -7,6 +7,7 @@
 mod api;
 mod attack;
 mod e2e;
+mod files;
 mod floor;
 mod inbox;
 mod ingest;
@@ -34,6 +35,8 @@ enum Command {
     Ingest(ingest::Args),
     /// Webhook POST → conversation file latency of ingest and projector together.
     E2e(e2e::Args),
+    /// Webhook POST → mid in file for a fresh conversation and one of 10,000 messages.
+    Files(files::Args),
     /// Slow and idle clients against `ingest`: its RSS, descriptors, and a delivery meanwhile.
     Attack(attack::Args),
     /// Inbox replies/s through oauth-api against the fake Send API (50 ms latency).
@@ -50,6 +53,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Ingest(args) => ingest::run(args),
         Command::E2e(args) => e2e::run(args),
+        Command::Files(args) => files::run(args),
         Command::Attack(args) => attack::run(args),
         Command::Replies(args) => replies::run(args),
         Command::Inbox(args) => inbox::run(args),

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use pagesync_crypto::EncryptionKey;
-use pagesync_ingest::signature::AppSecret;
+use pagesync_schema::signature::AppSecret;
 use pagesync_runtime::config::parse_duration;
 use pagesync_testkit::private_nats::free_port;
 use pagesync_testkit::{TestDb, TestNats};
@@ -108,7 +108,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut clients = Vec::new();
     for _ in 0..args.clients {
         let (url, answered, connected) = (events_url.clone(), answered.clone(), connected.clone());
-        clients.push(tokio::spawn(client(url, answered, connected, total)));
+        // Until then each client waits for the events it has not seen yet.
+        let until = tokio::time::Instant::now() + args.duration + Duration::from_secs(60);
+        clients.push(tokio::spawn(client(url, answered, connected, total, until)));
     }
     while connected.load(Ordering::Acquire) < args.clients {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -120,7 +122,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut seen = Histogram::<u64>::new(3)?;
     let mut missing = 0;
     for c in clients {
-        let (h, lost) = tokio::time::timeout(Duration::from_secs(30), c).await??;
+        let (h, lost) = c.await?;
         seen.add(h)?;
         missing += lost;
     }
@@ -166,6 +168,7 @@ async fn client(
     answered: Arc<Answered>,
     connected: Arc<AtomicUsize>,
     total: usize,
+    until: tokio::time::Instant,
 ) -> (Histogram<u64>, usize) {
     let mut latency = Histogram::<u64>::new(3).expect("histogram");
     let mut seen = vec![false; total];
@@ -182,7 +185,7 @@ async fn client(
     let mut buf = Vec::new();
     let mut count = 0;
     while count < total {
-        let Ok(Some(chunk)) = resp.chunk().await else {
+        let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(until, resp.chunk()).await else {
             break;
         };
         buf.extend_from_slice(&chunk);

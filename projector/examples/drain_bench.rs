@@ -99,7 +99,10 @@ async fn main() {
     let batch = config.projector_batch_size;
     if rebuild {
         let app = App::build(config).await.expect("projector builds");
-        let report = app.rebuild().await.expect("rebuild");
+        let report = app
+            .rebuild(CancellationToken::new())
+            .await
+            .expect("rebuild");
         println!(
             "projector rebuild: {} events in {:.1} s = {:.0} events/s (batch size {batch}, {} files)",
             report.events,

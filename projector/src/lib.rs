@@ -1,12 +1,15 @@
 //! `projector`: the durable JetStream consumer that applies every event to
 //! Postgres exactly once and writes the conversation and page files (contract §4).
 
+pub mod backoff;
 pub mod batch;
 pub mod config;
 pub mod consumer;
 pub mod decode;
+pub mod error;
 pub mod files;
 pub mod metrics;
+mod parsed;
 pub mod rebuild;
 pub mod retry;
 pub mod stall;
@@ -21,12 +24,13 @@ use pagesync_runtime::connect::{self, ConnectError};
 use tokio::net::TcpListener;
 
 pub use config::{Command, Config};
-pub use consumer::{DrainReport, RunError};
+pub use consumer::DrainReport;
+pub use error::RunError;
 pub use rebuild::RebuildReport;
 pub use retry::RetryReport;
 
 use batch::Applier;
-use consumer::{ConsumerSettings, Worker};
+use consumer::{ConsumerSettings, Until, Worker};
 use files::Files;
 use stall::Stall;
 
@@ -114,31 +118,43 @@ impl App {
     /// Serves the ops endpoints and applies events until `shutdown` is cancelled;
     /// the batch in hand is finished and acknowledged first.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), RunError> {
-        self.run(shutdown, false).await.map(|_| ())
+        self.run(shutdown, Until::Stopped).await.map(|_| ())
     }
 
     /// Applies events until nothing is pending, then returns (`projector drain`).
     pub async fn drain(self, shutdown: CancellationToken) -> Result<DrainReport, RunError> {
-        self.run(shutdown, true).await
+        self.run(shutdown, Until::Drained).await
     }
 
-    /// Empties the projection and replays the stream from sequence 1.
-    pub async fn rebuild(mut self) -> Result<RebuildReport, RunError> {
+    /// Empties the projection and replays the stream from sequence 1; `shutdown`
+    /// stops it early ([`RunError::Cancelled`]).
+    pub async fn rebuild(mut self, shutdown: CancellationToken) -> Result<RebuildReport, RunError> {
         rebuild::rebuild(
             &mut self.stream,
             &self.worker.applier.replaying(),
             &self.worker.files,
             &self.worker.settings,
+            &shutdown,
         )
         .await
     }
 
     /// Applies the dead letters again; those that apply now leave the table.
-    pub async fn retry_dead_letters(self) -> Result<RetryReport, RunError> {
-        retry::retry_dead_letters(&self.stream, &self.worker.applier, &self.worker.files).await
+    /// `shutdown` stops it between chunks, with what was done so far.
+    pub async fn retry_dead_letters(
+        self,
+        shutdown: CancellationToken,
+    ) -> Result<RetryReport, RunError> {
+        retry::retry_dead_letters(
+            &self.stream,
+            &self.worker.applier,
+            &self.worker.files,
+            &shutdown,
+        )
+        .await
     }
 
-    async fn run(self, shutdown: CancellationToken, drain: bool) -> Result<DrainReport, RunError> {
+    async fn run(self, shutdown: CancellationToken, until: Until) -> Result<DrainReport, RunError> {
         let ops_stop = shutdown.child_token();
         let server = tokio::spawn(pagesync_runtime::serve(
             "projector",
@@ -147,8 +163,8 @@ impl App {
             self.limits,
             ops_stop.clone(),
         ));
-        tracing::info!(consumer = %self.worker.settings.name, drain, "projector running");
-        let result = self.worker.run(shutdown, drain).await;
+        tracing::info!(consumer = %self.worker.settings.name, ?until, "projector running");
+        let result = self.worker.run(shutdown, until).await;
         ops_stop.cancel();
         match server.await {
             Ok(Err(e)) => tracing::warn!(error = %e, "ops server stopped with an error"),

@@ -29,12 +29,12 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(?report, "drained");
         }
         Command::Rebuild => {
-            let report = app.rebuild().await.context("rebuild failed")?;
+            let report = app.rebuild(shutdown).await.context("rebuild failed")?;
             tracing::info!(?report, "rebuilt");
         }
         Command::RetryDeadLetters => {
             let report = app
-                .retry_dead_letters()
+                .retry_dead_letters(shutdown)
                 .await
                 .context("retrying the dead letters failed")?;
             tracing::info!(?report, "dead letters retried");

@@ -7,9 +7,10 @@
 
 use async_nats::jetstream::stream::Stream;
 use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
 
 use crate::batch::{Applier, Incoming};
-use crate::consumer::RunError;
+use crate::error::RunError;
 use crate::files::Files;
 
 /// Dead letters applied per transaction.
@@ -30,20 +31,15 @@ pub async fn retry_dead_letters(
     stream: &Stream,
     applier: &Applier,
     files: &Files,
+    shutdown: &CancellationToken,
 ) -> Result<RetryReport, RunError> {
-    let db = |e: tokio_postgres::Error| RunError::Db(pagesync_runtime::connect::db_error_text(&e));
-    let mut conn = applier
-        .pool()
-        .get()
-        .await
-        .map_err(|e| RunError::Db(e.to_string()))?;
+    let mut conn = applier.pool().get().await?;
     let rows = conn
         .query(
             "SELECT stream_seq, subject, payload FROM dead_letters ORDER BY stream_seq",
             &[],
         )
-        .await
-        .map_err(db)?;
+        .await?;
     let mut letters = Vec::with_capacity(rows.len());
     for row in rows {
         let (seq, subject, payload): (i64, String, String) = (row.get(0), row.get(1), row.get(2));
@@ -51,10 +47,13 @@ pub async fn retry_dead_letters(
     }
     let mut report = RetryReport::default();
     for chunk in letters.chunks(RETRY_BATCH) {
-        let outcome = applier
-            .apply(chunk)
-            .await
-            .map_err(|e| RunError::Db(e.to_string()))?;
+        if shutdown.is_cancelled() {
+            tracing::warn!(
+                "stopped before every dead letter was retried; run it again for the rest"
+            );
+            break;
+        }
+        let outcome = applier.apply(chunk).await?;
         let applied: Vec<i64> = chunk
             .iter()
             .enumerate()
@@ -67,8 +66,7 @@ pub async fn retry_dead_letters(
             "DELETE FROM dead_letters WHERE stream_seq = ANY($1)",
             &[&applied],
         )
-        .await
-        .map_err(db)?;
+        .await?;
         files
             .write(&mut conn, &outcome.pages, &outcome.conversations)
             .await?;

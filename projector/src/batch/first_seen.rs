@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use tokio_postgres::GenericClient;
 
-use super::Candidate;
+use super::prepare::Candidate;
 use crate::decode::{Detail, Effect, origin};
 
 /// The values of `message_first_seen.origin` (its CHECK).
@@ -14,6 +14,16 @@ const ORIGINS: [&str; 3] = ["webhook", "poll", "send"];
 
 /// Messages recorded for the first time, by (platform, origin).
 pub type Counts = BTreeMap<(&'static str, &'static str), u64>;
+
+/// The copy of a message lowest in the stream.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct FirstCopy<'a> {
+    seq: i64,
+    page: &'a str,
+    psid: &'a str,
+    origin: &'static str,
+    timestamp_ms: i64,
+}
 
 /// Records the first-seen origin of every message among `cands`; an earlier copy
 /// already recorded (a lower stream sequence) stays. Adds the messages seen for
@@ -23,34 +33,7 @@ pub(super) async fn record(
     cands: &[&Candidate],
     counts: &mut Counts,
 ) -> Result<(), tokio_postgres::Error> {
-    // Per mid, the copy lowest in the stream: (seq, page, psid, origin, timestamp).
-    let mut first: BTreeMap<&str, (i64, &str, &str, &str, i64)> = BTreeMap::new();
-    let mut platforms: BTreeMap<&str, &'static str> = BTreeMap::new();
-    for c in cands {
-        let Effect::Conversation {
-            page,
-            psid,
-            timestamp_ms,
-            detail: Detail::Message(m),
-            ..
-        } = &c.effect
-        else {
-            continue;
-        };
-        let (seq, source) = c.first;
-        let copy = (
-            seq as i64,
-            page.as_str(),
-            psid.as_str(),
-            origin(source),
-            *timestamp_ms,
-        );
-        platforms.insert(m.mid.as_str(), c.event.platform.as_str());
-        first
-            .entry(m.mid.as_str())
-            .and_modify(|old| *old = (*old).min(copy))
-            .or_insert(copy);
-    }
+    let (first, platforms) = first_copies(cands);
     if first.is_empty() {
         return Ok(());
     }
@@ -62,26 +45,20 @@ pub(super) async fn record(
         Vec::with_capacity(n),
     );
     let (mut seqs, mut ts) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for (mid, (seq, page, psid, origin, timestamp)) in first {
+    for (mid, copy) in first {
         mids.push(mid);
-        pages.push(page);
-        psids.push(psid);
-        origins.push(origin);
-        seqs.push(seq);
-        ts.push(timestamp);
+        pages.push(copy.page);
+        psids.push(copy.psid);
+        origins.push(copy.origin);
+        seqs.push(copy.seq);
+        ts.push(copy.timestamp_ms);
     }
     let rows = tx
         .query(
-        "INSERT INTO message_first_seen (mid, page_id, psid, origin, stream_seq, timestamp_ms)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[])
-         ON CONFLICT (mid) DO UPDATE SET
-             page_id = EXCLUDED.page_id, psid = EXCLUDED.psid, origin = EXCLUDED.origin,
-             stream_seq = EXCLUDED.stream_seq, timestamp_ms = EXCLUDED.timestamp_ms
-         WHERE message_first_seen.stream_seq > EXCLUDED.stream_seq
-         RETURNING mid, origin, (xmax = 0) AS inserted",
-        &[&mids, &pages, &psids, &origins, &seqs, &ts],
-    )
-    .await?;
+            UPSERT_FIRST_SEEN,
+            &[&mids, &pages, &psids, &origins, &seqs, &ts],
+        )
+        .await?;
     for r in rows.iter().filter(|r| r.get::<_, bool>(2)) {
         let platform = platforms
             .get(r.get::<_, &str>(0))
@@ -95,3 +72,48 @@ pub(super) async fn record(
     }
     Ok(())
 }
+
+/// Per mid, the copy lowest in the stream, and the platform of each mid.
+type FirstCopies<'a> = (
+    BTreeMap<&'a str, FirstCopy<'a>>,
+    BTreeMap<&'a str, &'static str>,
+);
+
+fn first_copies<'a>(cands: &[&'a Candidate]) -> FirstCopies<'a> {
+    let mut first: BTreeMap<&str, FirstCopy> = BTreeMap::new();
+    let mut platforms: BTreeMap<&str, &'static str> = BTreeMap::new();
+    for c in cands {
+        let Effect::Conversation {
+            page,
+            psid,
+            timestamp_ms,
+            detail: Detail::Message(m),
+            ..
+        } = &c.effect
+        else {
+            continue;
+        };
+        let copy = FirstCopy {
+            seq: c.first.seq as i64,
+            page: page.as_str(),
+            psid: psid.as_str(),
+            origin: origin(c.first.source),
+            timestamp_ms: *timestamp_ms,
+        };
+        platforms.insert(m.mid.as_str(), c.event.platform.as_str());
+        first
+            .entry(m.mid.as_str())
+            .and_modify(|old| *old = (*old).min(copy))
+            .or_insert(copy);
+    }
+    (first, platforms)
+}
+
+const UPSERT_FIRST_SEEN: &str = "
+INSERT INTO message_first_seen (mid, page_id, psid, origin, stream_seq, timestamp_ms)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[])
+ON CONFLICT (mid) DO UPDATE SET
+    page_id = EXCLUDED.page_id, psid = EXCLUDED.psid, origin = EXCLUDED.origin,
+    stream_seq = EXCLUDED.stream_seq, timestamp_ms = EXCLUDED.timestamp_ms
+WHERE message_first_seen.stream_seq > EXCLUDED.stream_seq
+RETURNING mid, origin, (xmax = 0) AS inserted";

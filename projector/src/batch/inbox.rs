@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use pagesync_schema::{PageId, Psid};
 use tokio_postgres::Transaction;
 
 /// The channel oauth-api listens on; the payload is empty (it tails the table).
@@ -15,19 +16,23 @@ const CHANGES_KEPT: &str = "24 hours";
 /// The newest `customer_profile` of each conversation in a batch, by (time, id).
 #[derive(Default)]
 pub(super) struct Names {
-    newest: BTreeMap<(String, String), (i64, String, String)>,
+    newest: BTreeMap<(PageId, Psid), Profile>,
 }
 
 impl Names {
-    pub fn add(&mut self, page: String, psid: String, at_ms: i64, id: String, name: &str) {
+    pub fn add(&mut self, page: PageId, psid: Psid, at_ms: i64, event_id: String, name: &str) {
         let slot = self.newest.entry((page, psid));
-        let candidate = (at_ms, id, name.to_owned());
+        let candidate = Profile {
+            at_ms,
+            event_id,
+            name: name.to_owned(),
+        };
         match slot {
             std::collections::btree_map::Entry::Vacant(v) => {
                 v.insert(candidate);
             }
             std::collections::btree_map::Entry::Occupied(mut o) => {
-                if (candidate.0, candidate.1.as_str()) > (o.get().0, o.get().1.as_str()) {
+                if candidate.order() > o.get().order() {
                     o.insert(candidate);
                 }
             }
@@ -40,13 +45,11 @@ impl Names {
         if self.newest.is_empty() {
             return Ok(());
         }
-        let keys: Vec<&(String, String)> = self.newest.keys().collect();
-        let vals: Vec<&(i64, String, String)> = self.newest.values().collect();
-        let pages: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
-        let psids: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
-        let at: Vec<i64> = vals.iter().map(|v| v.0).collect();
-        let ids: Vec<&str> = vals.iter().map(|v| v.1.as_str()).collect();
-        let names: Vec<&str> = vals.iter().map(|v| v.2.as_str()).collect();
+        let pages: Vec<&str> = self.newest.keys().map(|k| k.0.as_str()).collect();
+        let psids: Vec<&str> = self.newest.keys().map(|k| k.1.as_str()).collect();
+        let at: Vec<i64> = self.newest.values().map(|v| v.at_ms).collect();
+        let ids: Vec<&str> = self.newest.values().map(|v| v.event_id.as_str()).collect();
+        let names: Vec<&str> = self.newest.values().map(|v| v.name.as_str()).collect();
         tx.execute(
             "UPDATE conversations c SET
                  customer_name = x.name, customer_name_at_ms = x.at_ms, customer_name_tie = x.id
@@ -62,11 +65,25 @@ impl Names {
     }
 }
 
+/// A customer's name as one `customer_profile` gives it.
+struct Profile {
+    at_ms: i64,
+    event_id: String,
+    name: String,
+}
+
+impl Profile {
+    /// Newer by (time, event id) wins.
+    fn order(&self) -> (i64, &str) {
+        (self.at_ms, &self.event_id)
+    }
+}
+
 /// Recounts the unread messages of conversations whose read watermark moved
 /// (run after the summaries, so it sees the batch's messages and replies).
 pub(super) async fn recount_unread(
     tx: &Transaction<'_>,
-    conversations: &BTreeSet<(String, String)>,
+    conversations: &BTreeSet<(PageId, Psid)>,
 ) -> Result<(), tokio_postgres::Error> {
     execute_keyed(tx, RECOUNT_UNREAD, conversations).await
 }
@@ -85,7 +102,7 @@ WHERE c.page_id = t.page_id AND c.psid = t.psid";
 /// older than a day go: a client resuming later reloads the list instead.
 pub(super) async fn record_changes(
     tx: &Transaction<'_>,
-    conversations: &BTreeSet<(String, String)>,
+    conversations: &BTreeSet<(PageId, Psid)>,
 ) -> Result<(), tokio_postgres::Error> {
     if conversations.is_empty() {
         return Ok(());
@@ -109,10 +126,10 @@ pub(super) async fn record_changes(
 }
 
 /// Runs `sql` with the (page, psid) pairs as its two column arrays `$1`, `$2`.
-async fn execute_keyed(
+pub(super) async fn execute_keyed(
     tx: &Transaction<'_>,
     sql: &str,
-    conversations: &BTreeSet<(String, String)>,
+    conversations: &BTreeSet<(PageId, Psid)>,
 ) -> Result<(), tokio_postgres::Error> {
     if conversations.is_empty() {
         return Ok(());

@@ -3,7 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tokio_postgres::Transaction;
+use pagesync_schema::{PageId, Psid};
+use tokio_postgres::{Row, Transaction};
+
+use crate::parsed;
 
 /// What a batch changed that the conversation summaries depend on.
 #[derive(Default)]
@@ -13,14 +16,14 @@ pub(super) struct Changes {
     /// Status changes stored for the first time.
     pub statuses: Vec<NewStatus>,
     /// Conversations where a stored row was replaced by a better copy: recomputed in full.
-    pub recompute: BTreeSet<(String, String)>,
+    pub recompute: BTreeSet<(PageId, Psid)>,
     /// Conversations whose delivery or read watermark moved: unread recounted.
-    pub receipts: BTreeSet<(String, String)>,
+    pub receipts: BTreeSet<(PageId, Psid)>,
 }
 
 pub(super) struct NewMessage {
-    pub page: String,
-    pub psid: String,
+    pub page: PageId,
+    pub psid: Psid,
     pub mid: String,
     pub incoming: bool,
     pub ts: i64,
@@ -28,8 +31,8 @@ pub(super) struct NewMessage {
 }
 
 pub(super) struct NewStatus {
-    pub page: String,
-    pub psid: String,
+    pub page: PageId,
+    pub psid: Psid,
     pub status: &'static str,
     pub at_ms: i64,
     pub event_id: String,
@@ -51,7 +54,7 @@ impl Changes {
 pub(super) async fn summarize(
     tx: &Transaction<'_>,
     changes: &Changes,
-) -> Result<BTreeMap<(String, String), i32>, tokio_postgres::Error> {
+) -> Result<BTreeMap<(PageId, Psid), i32>, tokio_postgres::Error> {
     let mut counts = BTreeMap::new();
     if !changes.messages.is_empty() || !changes.statuses.is_empty() {
         let folds = Fold::collect(changes);
@@ -77,7 +80,7 @@ pub(super) async fn summarize(
                 ],
             )
             .await?;
-        counts.extend(rows.into_iter().map(|r| ((r.get(0), r.get(1)), r.get(2))));
+        read_counts(&rows, &mut counts)?;
     }
     if !changes.recompute.is_empty() {
         let (pages, psids): (Vec<&str>, Vec<&str>) = changes
@@ -86,9 +89,21 @@ pub(super) async fn summarize(
             .map(|(a, b)| (a.as_str(), b.as_str()))
             .unzip();
         let rows = tx.query(REFRESH_CONVERSATIONS, &[&pages, &psids]).await?;
-        counts.extend(rows.into_iter().map(|r| ((r.get(0), r.get(1)), r.get(2))));
+        read_counts(&rows, &mut counts)?;
     }
     Ok(counts)
+}
+
+/// The `RETURNING page_id, psid, message_count` of the summary statements.
+fn read_counts(
+    rows: &[Row],
+    counts: &mut BTreeMap<(PageId, Psid), i32>,
+) -> Result<(), tokio_postgres::Error> {
+    for r in rows {
+        let key = (parsed::get(r, 0)?, parsed::get(r, 1)?);
+        counts.insert(key, r.try_get(2)?);
+    }
+    Ok(())
 }
 
 /// What a batch adds to one conversation's summary, aggregated here so Postgres
@@ -115,7 +130,7 @@ impl<'a> Fold<'a> {
     fn collect(changes: &'a Changes) -> BTreeMap<(&'a str, &'a str), Fold<'a>> {
         let mut folds: BTreeMap<(&str, &str), Fold> = BTreeMap::new();
         for m in &changes.messages {
-            let f = folds.entry((&m.page, &m.psid)).or_default();
+            let f = folds.entry((m.page.as_str(), m.psid.as_str())).or_default();
             f.count += 1;
             f.first_ms = Some(f.first_ms.map_or(m.ts, |t| t.min(m.ts)));
             f.last_ms = Some(f.last_ms.map_or(m.ts, |t| t.max(m.ts)));
@@ -133,7 +148,9 @@ impl<'a> Fold<'a> {
             }
         }
         for st in &changes.statuses {
-            let f = folds.entry((&st.page, &st.psid)).or_default();
+            let f = folds
+                .entry((st.page.as_str(), st.psid.as_str()))
+                .or_default();
             f.newer_status(st.at_ms, &st.event_id, st.status);
         }
         folds

@@ -7,7 +7,7 @@ use pagesync_schema::{EventType, Source};
 use pagesync_testkit::{Proxy, wait};
 use serde_json::json;
 
-use crate::support::{TestProjector, event, message, status, tree};
+use crate::support::{TestProjector, event, message, own_metrics, status, tree};
 
 const T: i64 = 1_700_000_000_000;
 
@@ -99,6 +99,7 @@ async fn ids_that_try_to_escape_the_data_dir_never_produce_a_file() {
 #[tokio::test]
 async fn with_postgres_unreachable_the_projector_waits_retries_and_catches_up() {
     // Arrange: the projector reaches Postgres through a proxy the test can cut.
+    let (_own, metrics) = own_metrics();
     let p = TestProjector::new().await;
     let (proxy, proxied) = Proxy::for_url(&p.db.url).await;
     let mut config = p.config();
@@ -131,7 +132,7 @@ async fn with_postgres_unreachable_the_projector_waits_retries_and_catches_up() 
     let more: Vec<_> = backlog(300).into_iter().skip(100).collect();
     p.publish(&more).await;
     wait::until(Duration::from_secs(15), "a retry was attempted", || async {
-        pagesync_runtime::ops::metrics_handle()
+        metrics
             .render()
             .contains("pagesync_projector_batch_retries_total")
     })
@@ -454,7 +455,7 @@ async fn dead_letters_apply_on_retry_once_their_cause_is_fixed() {
     let report = App::build(p.config())
         .await
         .unwrap()
-        .retry_dead_letters()
+        .retry_dead_letters(CancellationToken::new())
         .await
         .unwrap();
 

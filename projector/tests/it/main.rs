@@ -1,6 +1,7 @@
 //! Integration tests of the projector against the real NATS and Postgres.
 
 mod apply;
+mod cache;
 mod coverage;
 mod failures;
 mod inbox;

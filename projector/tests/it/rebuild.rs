@@ -1,3 +1,5 @@
+use pagesync_projector::{App, RunError};
+use pagesync_runtime::CancellationToken;
 use pagesync_schema::Source;
 
 use crate::support::{TestProjector, echo, message, status, tree};
@@ -71,5 +73,26 @@ async fn rebuild_writes_every_file_when_conversations_span_several_chunks() {
     p.rebuild().await;
 
     // Assert
+    assert_eq!(tree(p.data_dir()), files_before);
+}
+
+/// SIGINT/SIGTERM stop a rebuild: it says so, and a rebuild run again completes.
+#[tokio::test]
+async fn a_rebuild_stopped_by_shutdown_says_so_and_a_second_one_completes() {
+    // Arrange
+    let p = TestProjector::new().await;
+    p.publish(&[message(Source::Ingest, "101", "u1", "m1", T, "one")])
+        .await;
+    p.drain().await;
+    let files_before = tree(p.data_dir());
+    let stop = CancellationToken::new();
+    stop.cancel();
+
+    // Act
+    let stopped = App::build(p.config()).await.unwrap().rebuild(stop).await;
+
+    // Assert
+    assert!(matches!(stopped, Err(RunError::Cancelled)), "{stopped:?}");
+    assert_eq!(p.rebuild().await.events, 1);
     assert_eq!(tree(p.data_dir()), files_before);
 }

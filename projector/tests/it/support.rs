@@ -70,7 +70,7 @@ impl TestProjector {
         App::build(self.config())
             .await
             .expect("projector builds")
-            .rebuild()
+            .rebuild(CancellationToken::new())
             .await
             .expect("rebuild succeeds")
     }
@@ -152,7 +152,8 @@ impl TestProjector {
         ] {
             let sql = format!(
                 "SELECT coalesce(jsonb_agg(x ORDER BY x::text), '[]')::text FROM
-                 (SELECT to_jsonb(t) - 'applied_at' - 'stream_seq' - 'first_failed_at' - 'last_failed_at' AS x
+                 (SELECT to_jsonb(t) - 'applied_at' - 'stream_seq' - 'first_failed_at' - 'last_failed_at'
+                      - 'item_version' - 'items_reset' AS x
                   FROM {table} t) s"
             );
             let v: String = client.query_one(&sql, &[]).await.unwrap().get(0);
@@ -171,6 +172,20 @@ impl TestProjector {
             .find_map(|l| l.strip_prefix(&needle))
             .map_or(0.0, |v| v.trim().parse().unwrap())
     }
+}
+
+/// A Prometheus recorder of the calling test's own, for its thread (a
+/// `#[tokio::test]` runs the projector on it): the test sees only the metrics it
+/// caused, not those of the tests running beside it. Keep the guard while measuring.
+pub fn own_metrics() -> (
+    metrics::LocalRecorderGuard<'static>,
+    metrics_exporter_prometheus::PrometheusHandle,
+) {
+    let recorder: &'static metrics_exporter_prometheus::PrometheusRecorder = Box::leak(Box::new(
+        metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder(),
+    ));
+    let handle = recorder.handle();
+    (metrics::set_default_local_recorder(recorder), handle)
 }
 
 /// Every file under `root`, by relative path.
