@@ -8,7 +8,6 @@ pub mod error;
 pub mod metrics;
 pub mod signature;
 pub mod split;
-mod trace;
 pub mod webhook;
 
 use std::net::SocketAddr;

@@ -204,6 +204,7 @@ impl Worker {
                 .map(|i| i.pending);
             maybe_done = pending == Some(0);
             let backlog = messages.len() >= self.settings.batch_size && pending > Some(0);
+            let traced = crate::trace::spans(&messages, || tracing::info_span!("apply"));
             // In a backlog the next batch is fetched while this one is applied.
             let (applied, next) =
                 futures::future::join(self.apply(&prepared, messages.len()), async {
@@ -214,6 +215,7 @@ impl Worker {
                     }
                 })
                 .await;
+            drop(traced);
             prefetched = next;
             match applied {
                 Ok(outcome) => {
@@ -282,6 +284,8 @@ impl Worker {
             return;
         }
         let u = std::mem::take(unflushed);
+        let batches = u.batches.iter().flat_map(|(messages, _)| messages);
+        let _traced = crate::trace::spans(batches, || tracing::info_span!("write_files"));
         let started = Instant::now();
         let written = match self.write_files(&u).await {
             Ok(n) => n,

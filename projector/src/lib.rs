@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod rebuild;
 pub mod retry;
 pub mod stall;
+pub mod trace;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
