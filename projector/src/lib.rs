@@ -6,6 +6,7 @@ pub mod config;
 pub mod consumer;
 pub mod decode;
 pub mod files;
+pub mod lag;
 pub mod metrics;
 pub mod rebuild;
 pub mod retry;
@@ -146,6 +147,12 @@ impl App {
             self.listener,
             self.router,
             self.limits,
+            ops_stop.clone(),
+        ));
+        tokio::spawn(lag::watch(
+            self.worker.consumer.clone(),
+            self.worker.stream_name.clone(),
+            lag::INTERVAL,
             ops_stop.clone(),
         ));
         tracing::info!(consumer = %self.worker.settings.name, drain, "projector running");

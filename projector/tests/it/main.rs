@@ -4,6 +4,7 @@ mod apply;
 mod coverage;
 mod failures;
 mod inbox;
+mod lag;
 mod instagram;
 mod lenient;
 mod logs;
