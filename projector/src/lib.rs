@@ -4,6 +4,7 @@
 pub mod batch;
 pub mod config;
 pub mod consumer;
+pub mod dead_letters;
 pub mod decode;
 pub mod files;
 pub mod lag;
@@ -137,7 +138,13 @@ impl App {
 
     /// Applies the dead letters again; those that apply now leave the table.
     pub async fn retry_dead_letters(self) -> Result<RetryReport, RunError> {
-        retry::retry_dead_letters(&self.stream, &self.worker.applier, &self.worker.files).await
+        self.retry_dead_letters_of(&[]).await
+    }
+
+    /// Applies the dead letters of these stream sequences again (all when empty).
+    pub async fn retry_dead_letters_of(self, stream_seqs: &[i64]) -> Result<RetryReport, RunError> {
+        let (stream, worker) = (&self.stream, &self.worker);
+        retry::retry_dead_letters(stream, &worker.applier, &worker.files, stream_seqs).await
     }
 
     async fn run(self, shutdown: CancellationToken, drain: bool) -> Result<DrainReport, RunError> {

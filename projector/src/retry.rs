@@ -26,10 +26,12 @@ pub struct RetryReport {
     pub still_dead: u64,
 }
 
+/// Retries the dead letters of `only`'s stream sequences, or all when it is empty.
 pub async fn retry_dead_letters(
     stream: &Stream,
     applier: &Applier,
     files: &Files,
+    only: &[i64],
 ) -> Result<RetryReport, RunError> {
     let db = |e: tokio_postgres::Error| RunError::Db(pagesync_runtime::connect::db_error_text(&e));
     let mut conn = applier
@@ -39,8 +41,9 @@ pub async fn retry_dead_letters(
         .map_err(|e| RunError::Db(e.to_string()))?;
     let rows = conn
         .query(
-            "SELECT stream_seq, subject, payload FROM dead_letters ORDER BY stream_seq",
-            &[],
+            "SELECT stream_seq, subject, payload FROM dead_letters
+             WHERE cardinality($1::int8[]) = 0 OR stream_seq = ANY($1) ORDER BY stream_seq",
+            &[&only],
         )
         .await
         .map_err(db)?;

@@ -2,10 +2,11 @@
 
 mod apply;
 mod coverage;
+mod dead_letters;
 mod failures;
 mod inbox;
-mod lag;
 mod instagram;
+mod lag;
 mod lenient;
 mod logs;
 mod migrate;
