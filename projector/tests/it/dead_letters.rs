@@ -91,7 +91,7 @@ async fn an_operator_lists_shows_retries_and_discards_dead_letters_from_the_comm
     assert_eq!(p.conversation_file("101", "u1").unwrap().len(), 1);
     assert_eq!(
         listed(&stdout(&dead_letters(&p, &["list"]))),
-        [garbage.clone()]
+        std::slice::from_ref(garbage)
     );
 
     // discard the other
