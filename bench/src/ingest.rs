@@ -42,8 +42,13 @@ pub struct Args {
     /// The ingest binary to measure (build it with `cargo build --release`).
     #[arg(long, default_value = "target/release/ingest")]
     ingest_bin: PathBuf,
+    /// NATS to publish to (a cluster member for the R3 profile, docs/durability.md).
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     nats_url: String,
+    /// Replicas of the two benchmark streams, created before ingest starts (ingest
+    /// keeps an existing stream's replicas): 3 on a 3-node cluster.
+    #[arg(long, default_value_t = 1)]
+    stream_replicas: usize,
 }
 
 pub(crate) struct Killed(pub(crate) Child);
@@ -71,6 +76,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let js = async_nats::jetstream::new(async_nats::connect(&args.nats_url).await?);
 
     let stream = format!("BENCH_{run_id}");
+    create_stream(
+        &js,
+        &stream,
+        &format!("bench{run_id}"),
+        args.stream_replicas,
+    )
+    .await?;
     let addr = local_addr();
     let ingest = Killed(
         Command::new(&args.ingest_bin)
@@ -87,16 +99,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     wait_ready(addr, "/ready").await?;
     let mut measured = measure(&args, addr, &secret, &format!("{run_id}i")).await?;
     drop(ingest);
-    measured.stored = stream_count(&js, &stream).await?;
+    measured.stored = stream_count(&js, &stream, args.stream_replicas).await?;
 
     let floor_stream = format!("BENCHFLOOR_{run_id}");
-    pagesync_schema::ensure_stream(
+    create_stream(
         &js,
-        &pagesync_schema::StreamSpec {
-            name: floor_stream.parse()?,
-            prefix: format!("floor{run_id}").parse()?,
-            duplicate_window: Duration::from_secs(120),
-        },
+        &floor_stream,
+        &format!("floor{run_id}"),
+        args.stream_replicas,
     )
     .await?;
     let floor_addr = local_addr();
@@ -110,19 +120,40 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     wait_ready(floor_addr, "/nothing").await?;
     let mut baseline = measure(&args, floor_addr, &secret, &format!("{run_id}f")).await?;
     drop(floor);
-    baseline.stored = stream_count(&js, &floor_stream).await?;
+    baseline.stored = stream_count(&js, &floor_stream, args.stream_replicas).await?;
 
     let client = match args.client {
         Client::Rust => "built-in Rust client (1 thread)",
         Client::Wrk => "wrk -t2",
     };
     println!(
-        "ingest benchmark: {} connections, {:?}, {}-byte signed deliveries, {client}, NATS {}",
-        args.connections, args.duration, args.body_size, args.nats_url
+        "ingest benchmark: {} connections, {:?}, {}-byte signed deliveries, {client}, NATS {}, R{}",
+        args.connections, args.duration, args.body_size, args.nats_url, args.stream_replicas
     );
     print_row("ingest (verify, split, publish, await ack)", &measured);
     print_row("floor  (verify, publish one, await ack)   ", &baseline);
     println!("ratio ingest/floor: {:.2}", measured.rate / baseline.rate);
+    Ok(())
+}
+
+/// A file-stored stream on `<prefix>.>` as ingest would create it, with `replicas`.
+async fn create_stream(
+    js: &async_nats::jetstream::Context,
+    name: &str,
+    prefix: &str,
+    replicas: usize,
+) -> anyhow::Result<()> {
+    use async_nats::jetstream::stream;
+    js.create_stream(stream::Config {
+        name: name.to_owned(),
+        subjects: vec![format!("{prefix}.>")],
+        storage: stream::StorageType::File,
+        discard: stream::DiscardPolicy::New,
+        duplicate_window: Duration::from_secs(120),
+        num_replicas: replicas,
+        ..Default::default()
+    })
+    .await?;
     Ok(())
 }
 
@@ -199,10 +230,21 @@ pub(crate) fn local_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 
-async fn stream_count(js: &async_nats::jetstream::Context, stream: &str) -> anyhow::Result<u64> {
-    let count = js.get_stream(stream).await?.info().await?.state.messages;
+/// The messages the stream holds (it is deleted afterwards); fails when it does not
+/// have the replicas it was created with, so a run reports the profile it measured.
+async fn stream_count(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+    replicas: usize,
+) -> anyhow::Result<u64> {
+    let info = js.get_stream(stream).await?.info().await?.clone();
     js.delete_stream(stream).await?;
-    Ok(count)
+    anyhow::ensure!(
+        info.config.num_replicas == replicas,
+        "stream {stream} has {} replicas, not {replicas}",
+        info.config.num_replicas
+    );
+    Ok(info.state.messages)
 }
 
 fn print_row(name: &str, r: &Row) {

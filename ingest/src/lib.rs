@@ -7,7 +7,6 @@ pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod split;
-mod trace;
 pub mod webhook;
 
 use std::net::SocketAddr;
@@ -68,11 +67,12 @@ impl App {
             },
             BodyBudget::new(config.ingest_body_budget_bytes),
         ));
-        // With span export on, the request span is INFO so RUST_LOG=info keeps it and its
+        // With trace context on, the request span is INFO so RUST_LOG=info keeps it and its
         // trace context reaches the published messages; otherwise DEBUG costs nothing.
-        let span_level = match config.telemetry.otel_exporter_otlp_endpoint {
-            Some(_) => tracing::Level::INFO,
-            None => tracing::Level::DEBUG,
+        let span_level = if config.telemetry.traces() {
+            tracing::Level::INFO
+        } else {
+            tracing::Level::DEBUG
         };
         let router = router(state, readiness(&nats, &config), span_level);
         let limits = config.http.limits(config::DEFAULT_REQUEST_TIMEOUT);

@@ -12,6 +12,7 @@ use pagesync_schema::{Event, PublishError, Publisher};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tracing::Instrument;
 
 use crate::body::{self, BodyBudget, BodyLimits};
 use crate::error::IngestError;
@@ -131,12 +132,9 @@ async fn accept(state: &WebhookState, headers: &HeaderMap, body: Body) -> Result
 
 async fn publish(state: &WebhookState, events: &[Event]) -> Result<(), IngestError> {
     let started = Instant::now();
-    let traceparent = crate::trace::current_traceparent();
-    let result = tokio::time::timeout(
-        state.publish_timeout,
-        state.publisher.publish_all(events, traceparent.as_deref()),
-    )
-    .await;
+    let (span, traceparent) = pagesync_runtime::trace::publish_span();
+    let publishing = state.publisher.publish_all(events, traceparent.as_deref());
+    let result = tokio::time::timeout(state.publish_timeout, publishing.instrument(span)).await;
     state
         .metrics
         .publish_seconds

@@ -2,6 +2,7 @@
 //! tokens stored encrypted, webhook subscription and the connect self-test, and the
 //! integrations API (contract §6). See docs/oauth-api.md.
 
+pub mod admin;
 pub mod config;
 pub mod connect;
 mod console;
@@ -279,6 +280,7 @@ pub fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(login::login))
         .routes(routes!(login::callback))
         .merge(api)
+        .merge(admin::routes())
         .routes(routes!(openapi::document))
         .split_for_parts()
 }

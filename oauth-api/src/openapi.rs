@@ -135,9 +135,34 @@ mod tests {
     fn every_api_route_needs_a_session_or_the_operator_token() {
         let either = serde_json::json!([{"session": []}, {"operator": []}]);
         for (method, path, op) in operations() {
-            if path.starts_with("/api/") {
+            if path.starts_with("/api/") && !path.starts_with("/api/admin/") {
                 assert_eq!(op["security"], either, "{method} {path}");
             }
+        }
+    }
+
+    #[test]
+    fn the_admin_routes_need_the_operator_token_alone() {
+        let operator = serde_json::json!([{"operator": []}]);
+        let admin: Vec<(String, String)> = operations()
+            .into_iter()
+            .filter(|(_, path, _)| path.starts_with("/api/admin/"))
+            .map(|(method, path, op)| {
+                assert_eq!(op["security"], operator, "{method} {path}");
+                (method, path)
+            })
+            .collect();
+        let seq = "/api/admin/dead-letters/{stream_seq}";
+        for (method, path) in [
+            ("get", "/api/admin/dead-letters"),
+            ("get", seq),
+            ("delete", seq),
+            ("post", "/api/admin/dead-letters/{stream_seq}/retry"),
+        ] {
+            assert!(
+                admin.contains(&(method.into(), path.into())),
+                "{method} {path}"
+            );
         }
     }
 

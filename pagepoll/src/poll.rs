@@ -12,6 +12,7 @@ use pagesync_graph::{
 use pagesync_runtime::ErrorChain;
 use pagesync_schema::{Event, PageId, Platform, Psid, Publisher};
 use sha2::{Digest, Sha256};
+use tracing::Instrument;
 
 use crate::events::{instagram_message_event, message_event, profile_events, snapshot_event};
 use crate::store::{self, Checkpoint, Integration, Subscription};
@@ -105,7 +106,9 @@ struct Tally {
 }
 
 impl PagePoller {
-    /// Polls one page and records the outcome (status, checkpoint, metrics).
+    /// Polls one page and records the outcome (status, checkpoint, metrics). The
+    /// span is the root of the trace its events carry (docs/metrics.md "Traces").
+    #[tracing::instrument(name = "poll_page", skip_all)]
     pub async fn poll_page(&self, integration: &Integration) -> PageOutcome {
         let page = &integration.page_id;
         let outcome = match self.poll(integration).await {
@@ -371,8 +374,13 @@ impl PagePoller {
 
     /// Publishes and waits for every acknowledgement.
     async fn publish(&self, events: &[Event], tally: &mut Tally) -> Result<(), PollError> {
+        let (span, traceparent) = pagesync_runtime::trace::publish_span();
         for chunk in events.chunks(500) {
-            let report = self.publisher.publish_all(chunk, None).await?;
+            let report = self
+                .publisher
+                .publish_all(chunk, traceparent.as_deref())
+                .instrument(span.clone())
+                .await?;
             tally.stored += report.stored;
             tally.duplicates += report.duplicates;
         }

@@ -7,6 +7,8 @@ use std::time::Duration;
 use pagesync_runtime::config::{DatabaseConfig, HttpConfig, NatsConfig, parse_duration};
 use pagesync_runtime::telemetry::TelemetryConfig;
 
+use crate::dead_letters::DeadLetterCommand;
+
 /// `projector`: applies every event of the stream to Postgres and writes the files.
 #[derive(clap::Parser, Debug, Clone)]
 #[command(name = "projector", version)]
@@ -60,7 +62,7 @@ pub struct Config {
 }
 
 /// The projector's commands.
-#[derive(clap::Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(clap::Subcommand, Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Follow the stream until SIGINT/SIGTERM (the default).
     Run,
@@ -68,8 +70,12 @@ pub enum Command {
     Drain,
     /// Empty the projection (tables and files) and replay the stream from sequence 1.
     Rebuild,
-    /// Apply the dead letters again (after fixing their cause), then exit 0.
+    /// Apply the dead letters again (after fixing their cause), then exit 0; the
+    /// same as `dead-letters retry`.
     RetryDeadLetters,
+    /// List, show, retry or discard the dead letters (docs/runbook.md).
+    #[command(subcommand)]
+    DeadLetters(DeadLetterCommand),
     /// Apply the pending Postgres migrations, then exit 0 (needs no NATS): the one-shot
     /// step docker compose runs before the services start.
     Migrate,
@@ -78,8 +84,8 @@ pub enum Command {
 impl Config {
     /// The mode the command line asks for.
     pub fn mode(&self) -> Command {
-        match self.command {
-            Some(c) => c,
+        match &self.command {
+            Some(c) => c.clone(),
             None if self.drain => Command::Drain,
             None => Command::Run,
         }
@@ -125,6 +131,20 @@ mod tests {
         let migrate: Config =
             pagesync_runtime::config::parse_from::<Config, _, _>(["projector", "migrate"]).unwrap();
         assert_eq!(migrate.mode(), Command::Migrate);
+        let discard: Config = pagesync_runtime::config::parse_from::<Config, _, _>([
+            "projector",
+            "dead-letters",
+            "discard",
+            "4",
+            "9",
+        ])
+        .unwrap();
+        assert_eq!(
+            discard.mode(),
+            Command::DeadLetters(DeadLetterCommand::Discard {
+                stream_seqs: vec![4, 9]
+            })
+        );
     }
 
     #[test]

@@ -5,14 +5,17 @@ pub mod backoff;
 pub mod batch;
 pub mod config;
 pub mod consumer;
+pub mod dead_letters;
 pub mod decode;
 pub mod error;
 pub mod files;
+pub mod lag;
 pub mod metrics;
 mod parsed;
 pub mod rebuild;
 pub mod retry;
 pub mod stall;
+pub mod trace;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -145,13 +148,18 @@ impl App {
         self,
         shutdown: CancellationToken,
     ) -> Result<RetryReport, RunError> {
-        retry::retry_dead_letters(
-            &self.stream,
-            &self.worker.applier,
-            &self.worker.files,
-            &shutdown,
-        )
-        .await
+        self.retry_dead_letters_of(&[], shutdown).await
+    }
+
+    /// Applies the dead letters of these stream sequences again (all when empty).
+    pub async fn retry_dead_letters_of(
+        self,
+        stream_seqs: &[i64],
+        shutdown: CancellationToken,
+    ) -> Result<RetryReport, RunError> {
+        let (stream, worker) = (&self.stream, &self.worker);
+        retry::retry_dead_letters(stream, &worker.applier, &worker.files, stream_seqs, &shutdown)
+            .await
     }
 
     async fn run(self, shutdown: CancellationToken, until: Until) -> Result<DrainReport, RunError> {
@@ -161,6 +169,12 @@ impl App {
             self.listener,
             self.router,
             self.limits,
+            ops_stop.clone(),
+        ));
+        tokio::spawn(lag::watch(
+            self.worker.consumer.clone(),
+            self.worker.stream_name.clone(),
+            lag::INTERVAL,
             ops_stop.clone(),
         ));
         tracing::info!(consumer = %self.worker.settings.name, ?until, "projector running");

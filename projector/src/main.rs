@@ -1,6 +1,7 @@
 //! The `projector` binary: configuration, telemetry, signals, then the library.
 
 use anyhow::Context;
+use pagesync_projector::dead_letters::{self, DeadLetterCommand};
 use pagesync_projector::{App, Command, Config};
 
 #[tokio::main]
@@ -8,6 +9,14 @@ async fn main() -> anyhow::Result<()> {
     let config: Config = pagesync_runtime::config::load_or_exit("projector");
     let _telemetry = pagesync_runtime::telemetry::init("projector", &config.telemetry)?;
     let mode = config.mode();
+    if let Command::DeadLetters(command) = &mode
+        && let Some(out) = dead_letters::run_in_postgres(&config.database, command)
+            .await
+            .context("dead letters")?
+    {
+        print!("{out}");
+        return Ok(());
+    }
     if mode == Command::Migrate {
         pagesync_projector::migrate(&config.database)
             .await
@@ -39,6 +48,17 @@ async fn main() -> anyhow::Result<()> {
                 .context("retrying the dead letters failed")?;
             tracing::info!(?report, "dead letters retried");
         }
+        Command::DeadLetters(DeadLetterCommand::Retry { stream_seqs }) => {
+            let report = app
+                .retry_dead_letters_of(&stream_seqs, shutdown)
+                .await
+                .context("retrying the dead letters failed")?;
+            println!(
+                "retried {}: {} applied, {} still dead",
+                report.retried, report.applied, report.still_dead
+            );
+        }
+        Command::DeadLetters(_) => unreachable!("run in Postgres above"),
         Command::Migrate => unreachable!("migrate returns before the app is built"),
     }
     Ok(())

@@ -27,17 +27,20 @@ pub struct RetryReport {
     pub still_dead: u64,
 }
 
+/// Retries the dead letters of `only`'s stream sequences, or all when it is empty.
 pub async fn retry_dead_letters(
     stream: &Stream,
     applier: &Applier,
     files: &Files,
+    only: &[i64],
     shutdown: &CancellationToken,
 ) -> Result<RetryReport, RunError> {
     let mut conn = applier.pool().get().await?;
     let rows = conn
         .query(
-            "SELECT stream_seq, subject, payload FROM dead_letters ORDER BY stream_seq",
-            &[],
+            "SELECT stream_seq, subject, payload FROM dead_letters
+             WHERE cardinality($1::int8[]) = 0 OR stream_seq = ANY($1) ORDER BY stream_seq",
+            &[&only],
         )
         .await?;
     let mut letters = Vec::with_capacity(rows.len());

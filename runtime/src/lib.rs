@@ -1,5 +1,5 @@
 //! What every pagesync process shares: configuration from the environment,
-//! telemetry, the operational HTTP endpoints, the HTTP listener with its limits,
+//! telemetry and trace context across the queue, the operational HTTP endpoints, the HTTP listener with its limits,
 //! connections and graceful shutdown.
 
 pub mod config;
@@ -11,6 +11,7 @@ pub mod ops;
 pub mod shutdown;
 mod socket;
 pub mod telemetry;
+pub mod trace;
 pub mod watchdog;
 
 pub use error_chain::ErrorChain;

@@ -2,6 +2,7 @@
 //! envelope, subjects, the JetStream stream, webhook signatures, and the SQL migrations.
 
 pub mod canonical;
+pub mod dead_letters;
 pub mod event;
 pub mod event_id;
 pub mod event_type;

@@ -258,6 +258,30 @@ impl Publisher {
     }
 }
 
+impl Publisher {
+    /// Publishes `payload` as it is to `subject` with `msg_id` as `Nats-Msg-Id` (an
+    /// operator sending a dead letter round again); its stream sequence once stored.
+    pub async fn publish_raw(
+        &self,
+        subject: &str,
+        payload: Vec<u8>,
+        msg_id: &str,
+        traceparent: Option<&str>,
+    ) -> Result<u64, PublishError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
+        if let Some(tp) = traceparent {
+            headers.insert("traceparent", tp);
+        }
+        let ack = self
+            .js
+            .publish_with_headers(subject.to_owned(), headers, payload.into())
+            .await?
+            .await?;
+        Ok(ack.sequence)
+    }
+}
+
 /// Awaits acknowledgements as they arrive until the sender is dropped and all are in.
 async fn collect_acks(
     mut incoming: tokio::sync::mpsc::UnboundedReceiver<PublishAckFuture>,

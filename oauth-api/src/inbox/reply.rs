@@ -12,6 +12,7 @@ use chrono::Utc;
 use pagesync_graph::{AttachmentKind, GraphError, MessagingType, OutgoingMessage};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tracing::Instrument;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -313,12 +314,16 @@ async fn publish_echo(
     mid: &str,
 ) -> Answer {
     let published = match outbound::reply_echo(target, message, mid, &state.app_id, Utc::now()) {
-        Some(event) => state
-            .publisher
-            .publish_all(&[event], None)
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string()),
+        Some(event) => {
+            let (span, traceparent) = pagesync_runtime::trace::publish_span();
+            state
+                .publisher
+                .publish_all(&[event], traceparent.as_deref())
+                .instrument(span)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }
         None => Err("the message id cannot be an event id".to_owned()),
     };
     match published {

@@ -11,6 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 use utoipa::ToSchema;
 
 use super::outbound;
@@ -67,9 +68,11 @@ pub async fn set_status(
     let target = target::visible(&state, caller, &page, &psid).await?;
     let event =
         outbound::status_change(&target, body.status == ConversationStatus::Open, Utc::now());
+    let (span, traceparent) = pagesync_runtime::trace::publish_span();
     state
         .publisher
-        .publish_all(&[event], None)
+        .publish_all(&[event], traceparent.as_deref())
+        .instrument(span)
         .await
         .map_err(|e| {
             ApiError::Internal(anyhow::Error::new(e).context("publishing a status change"))

@@ -1,6 +1,7 @@
 //! oauth-api against real Postgres and NATS, the fake Graph API and, for the
 //! connect self-test, the real ingest and projector.
 
+mod admin;
 mod connect;
 mod console;
 mod cors;

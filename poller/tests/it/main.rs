@@ -473,14 +473,18 @@ async fn the_daemon_polls_at_start_and_serves_health_ready_and_metrics() {
         .send()
         .await
         .unwrap();
-    let metrics = http
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // The outcome is counted once the page's poll is recorded, after its publishes.
+    let metrics = pagesync_testkit::wait::until_some(
+        Duration::from_secs(20),
+        "the first cycle's outcome counted",
+        || async {
+            let url = format!("http://{addr}/metrics");
+            let text = http.get(url).send().await.ok()?.text().await.ok()?;
+            text.contains("pagesync_poller_pages_polled_total")
+                .then_some(text)
+        },
+    )
+    .await;
     shutdown.cancel();
     task.await.unwrap().expect("daemon stops cleanly");
 

@@ -69,6 +69,8 @@ impl Worker {
             return;
         }
         let u = std::mem::take(unflushed);
+        let batches = u.batches.iter().flat_map(|c| &c.messages);
+        let _traced = crate::trace::spans(batches, || tracing::info_span!("write_files"));
         let started = Instant::now();
         let written = match self.write_files(&u).await {
             Ok(n) => n,

@@ -233,6 +233,7 @@ impl Worker {
             .map(|i| i.pending);
         p.maybe_done = pending == Some(0);
         let backlog = messages.len() >= self.settings.batch_size && pending > Some(0);
+        let traced = crate::trace::spans(&messages, || tracing::info_span!("apply"));
         // In a backlog the next batch is fetched while this one is applied.
         let (applied, next) = futures::future::join(self.apply(&prepared, messages.len()), async {
             if backlog && self.may_hold(&p.unflushed) {
@@ -242,6 +243,7 @@ impl Worker {
             }
         })
         .await;
+        drop(traced);
         p.prefetched = next;
         match applied {
             Ok(outcome) => {

@@ -3,9 +3,11 @@
 mod apply;
 mod cache;
 mod coverage;
+mod dead_letters;
 mod failures;
 mod inbox;
 mod instagram;
+mod lag;
 mod lenient;
 mod logs;
 mod migrate;

@@ -48,6 +48,11 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Like `start`, with ingest's configuration changed by `tweak` first.
+    pub async fn start_with(tweak: impl FnOnce(&mut pagesync_ingest::Config)) -> Self {
         let nats = TestNats::new().await;
         let mut cfg: pagesync_ingest::Config = pagesync_runtime::config::parse_from([
             "ingest",
@@ -60,6 +65,7 @@ impl Pipeline {
         ])
         .unwrap();
         cfg.nats = nats.config();
+        tweak(&mut cfg);
         let signer = AppSecret::new(&cfg.facebook_app_secret);
         let ingest = pagesync_ingest::App::build(cfg).await.unwrap();
         let url = format!("http://{}/facebook/webhook", ingest.local_addr());
