@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use notify::{RecursiveMode, Watcher};
-use pagesync_ingest::signature::AppSecret;
+use pagesync_schema::signature::AppSecret;
 use pagesync_schema::{Event, EventId, EventType, PageId, Platform, Psid, Publisher, Source};
 use pagesync_testkit::private_nats::free_port;
 use pagesync_testkit::{TestDb, TestNats};

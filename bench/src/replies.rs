@@ -108,8 +108,9 @@ async fn seed_conversations(db: &TestDb, fake: &FakeGraph, customers: u64) -> an
         );
         client
             .execute(
-                "INSERT INTO conversations (page_id, psid) VALUES ($1, $2)",
-                &[&PAGE, &psid],
+                // last_in_ms as the projector keeps it: the reply window is read from it.
+                "INSERT INTO conversations (page_id, psid, last_in_ms) VALUES ($1, $2, $3)",
+                &[&PAGE, &psid, &at.timestamp_millis()],
             )
             .await?;
         client
@@ -160,7 +161,12 @@ async fn drive(
                 let t = Instant::now();
                 match req.send().await {
                     Ok(r) if r.status() == 201 => ok += 1,
-                    _ => errors += 1,
+                    failed => {
+                        if errors == 0 {
+                            eprintln!("first failed reply of a worker: {failed:?}");
+                        }
+                        errors += 1
+                    }
                 }
                 latency
                     .record(t.elapsed().as_micros() as u64)

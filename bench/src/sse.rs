@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use pagesync_crypto::EncryptionKey;
-use pagesync_schema::signature::AppSecret;
 use pagesync_runtime::config::parse_duration;
+use pagesync_schema::signature::AppSecret;
 use pagesync_testkit::private_nats::free_port;
 use pagesync_testkit::{TestDb, TestNats};
 

@@ -158,8 +158,14 @@ impl App {
         shutdown: CancellationToken,
     ) -> Result<RetryReport, RunError> {
         let (stream, worker) = (&self.stream, &self.worker);
-        retry::retry_dead_letters(stream, &worker.applier, &worker.files, stream_seqs, &shutdown)
-            .await
+        retry::retry_dead_letters(
+            stream,
+            &worker.applier,
+            &worker.files,
+            stream_seqs,
+            &shutdown,
+        )
+        .await
     }
 
     async fn run(self, shutdown: CancellationToken, until: Until) -> Result<DrainReport, RunError> {
