@@ -46,13 +46,8 @@ pub async fn is_disabled(b: &Browser, css: &str) -> bool {
     !b.find(css).await.is_enabled().await.unwrap()
 }
 
-pub fn conversation(psid: &str) -> String {
-    format!("#conversations [data-key='{}/{psid}']", PAGE_A.0)
-}
-
-#[tokio::test]
-async fn a_webhook_appears_live_is_answered_closed_and_reopened_and_another_user_sees_nothing() {
-    let t = TestApp::spawn_with_pipeline().await;
+/// Page A connected by hand with the operator token, as the Settings form does.
+pub async fn connect_page_a(t: &TestApp) {
     t.fake.add_page(PAGE_A.0, PAGE_A.1, PAGE_A.2);
     let (status, _) = t
         .api(
@@ -63,6 +58,16 @@ async fn a_webhook_appears_live_is_answered_closed_and_reopened_and_another_user
         )
         .await;
     assert_eq!(status, 201);
+}
+
+pub fn conversation(psid: &str) -> String {
+    format!("#conversations [data-key='{}/{psid}']", PAGE_A.0)
+}
+
+#[tokio::test]
+async fn a_webhook_appears_live_is_answered_closed_and_reopened_and_another_user_sees_nothing() {
+    let t = TestApp::spawn_with_pipeline().await;
+    connect_page_a(&t).await;
     let b = Browser::start().await;
     log_in_as_operator(&b, &t).await;
     b.text_contains("#live-state", "Live").await;

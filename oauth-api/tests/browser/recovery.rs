@@ -1,24 +1,10 @@
 //! The console survives a server restart, and fits a 360 px wide phone.
 
-use reqwest::Method;
 use serde_json::json;
 
 use crate::driver::Browser;
-use crate::inbox::{conversation, customer_writes, log_in_as_operator};
-use crate::support::{Auth, PAGE_A, TestApp};
-
-async fn connect_page_a(t: &TestApp) {
-    t.fake.add_page(PAGE_A.0, PAGE_A.1, PAGE_A.2);
-    let (status, _) = t
-        .api(
-            Method::PUT,
-            &format!("/api/integrations/facebook/{}", PAGE_A.0),
-            Auth::Operator,
-            Some(json!({"access_token": PAGE_A.2, "active": true})),
-        )
-        .await;
-    assert_eq!(status, 201);
-}
+use crate::inbox::{connect_page_a, conversation, customer_writes, log_in_as_operator};
+use crate::support::{PAGE_A, TestApp};
 
 #[tokio::test]
 async fn the_open_inbox_reconnects_after_a_restart_and_shows_what_came_meanwhile() {
