@@ -155,18 +155,7 @@ impl Client {
         if change.id <= self.sent || !change.visible_to(self.caller) {
             return true;
         }
-        let event = match Event::default()
-            .event("conversation")
-            .id(change.id.to_string())
-            .json_data(&change.listed.item)
-        {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::error!(error = %e, "a conversation item did not serialise");
-                return true;
-            }
-        };
         self.sent = change.id;
-        self.tx.send(event).await.is_ok()
+        self.tx.send(change.event.clone()).await.is_ok()
     }
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::response::sse::Event;
 use deadpool_postgres::Pool;
 use pagesync_runtime::CancellationToken;
 use tokio::sync::{Notify, broadcast};
@@ -32,9 +33,27 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 pub struct Change {
     pub id: i64,
     pub listed: Listed,
+    /// The SSE event, serialised once here: every connected client sends a copy,
+    /// so the JSON is not rebuilt per client (docs/benchmarks.md, "Live updates").
+    pub event: Event,
 }
 
 impl Change {
+    /// None (logged) when the item does not serialise, which would be a bug.
+    fn new(id: i64, listed: Listed) -> Option<Self> {
+        let event = Event::default()
+            .event("conversation")
+            .id(id.to_string())
+            .json_data(&listed.item);
+        match event {
+            Ok(event) => Some(Self { id, listed, event }),
+            Err(e) => {
+                tracing::error!(error = %e, change = id, "a conversation item did not serialise");
+                None
+            }
+        }
+    }
+
     pub fn visible_to(&self, caller: Caller) -> bool {
         match caller {
             Caller::Operator => true,
@@ -106,7 +125,7 @@ async fn items_of(
         .into_iter()
         .filter_map(|(id, page, psid)| {
             let listed = found.remove(&(page, psid))?;
-            Some(Change { id, listed })
+            Change::new(id, listed)
         })
         .collect())
 }
